@@ -1,0 +1,129 @@
+/*
+ * core_int.h: internal structures of the actor core, shared by core.c,
+ * registry.c and supervisor.c. Nothing here is public API.
+ */
+#ifndef SL_ACTORS_CORE_INT_H
+#define SL_ACTORS_CORE_INT_H
+
+#include "starling/actor.h"
+#include "starling/supervisor.h"
+#include "actors/map.h"
+
+/* Payloads up to this many bytes live in pooled, fixed-size message blocks. */
+#define SL__SMALL_CAP 168
+/* At most this many free message blocks are kept for reuse. */
+#define SL__POOL_MAX 8192
+
+/* A queued message: the public view plus the queue link and inline payload. */
+typedef struct sl__msg {
+    struct sl__msg *next;
+    sl_msg m;
+    uint32_t cap; /* bytes available in data[] */
+    uint8_t data[];
+} sl__msg;
+
+/* Kinds of reference records. */
+enum { SL__REF_MONITOR = 1, SL__REF_LINK, SL__REF_ASK, SL__REF_TIMER };
+
+/*
+ * A reference record: a monitor, one direction of a link, a pending ask, or a
+ * timer. It belongs to its owner (the watcher, asker or timer owner) through
+ * the owner's `owned` list, and, while the target is a live local actor, sits
+ * in the target's `watchers` list so the target's death reaches it in O(1).
+ * Asks and timers also sit in the deadline heap.
+ */
+typedef struct sl__ref {
+    uint64_t id;          /* key in core->refs (0 for links, which are not looked up by id) */
+    uint8_t kind;         /* SL__REF_* */
+    uint8_t prio;         /* ask: reply priority; timer: message priority */
+    uint32_t heap_idx;    /* index in the deadline heap, or UINT32_MAX */
+    struct sl_actor *owner;
+    sl_id target;
+    struct sl_actor *t_actor; /* target while linked into its watchers list */
+    struct sl__ref *t_prev, *t_next;
+    struct sl__ref *o_prev, *o_next;
+    uint64_t deadline; /* ns; heap key */
+    uint64_t period;   /* timer: ns between firings, 0 = one-shot */
+    uint32_t type;     /* timer: message type */
+    size_t len;        /* timer: payload length */
+    uint8_t *data;     /* timer: payload copy (owned) */
+} sl__ref;
+
+/* Actor flags. */
+enum {
+    SL__A_QUEUED = 1,   /* in the run queue */
+    SL__A_RUNNING = 2,  /* inside one of its callbacks */
+    SL__A_STOPPING = 4, /* stop requested; accepts no messages */
+    SL__A_TRAP = 8,     /* traps exits */
+    SL__A_INSTOPQ = 16  /* in the core's stop queue */
+};
+
+typedef struct sl__mq {
+    sl__msg *head, *tail;
+} sl__mq;
+
+struct sl_actor {
+    sl_core *core;
+    const sl_behavior *beh;
+    void *state;
+    uint64_t local;
+    struct sl_actor *rq_prev, *rq_next; /* run queue links */
+    struct sl_actor *stop_next;         /* stop queue link */
+    sl__mq q[SL_PRIO_COUNT];            /* mailbox, one FIFO per class */
+    uint32_t queued;                    /* messages in the mailbox */
+    uint32_t capacity;                  /* bound for user messages */
+    uint8_t nonempty;                   /* bit p set = q[p] non-empty */
+    uint8_t flags;                      /* SL__A_* */
+    uint8_t overflow;                   /* sl_overflow */
+    uint8_t exit_reason;
+    int32_t exit_code;
+    sl__ref *watchers; /* records whose target is this actor */
+    sl__ref *owned;    /* records this actor owns */
+    char *name;        /* registered name (owned by the registry entry) */
+    uint64_t processed, dropped, rejected;
+};
+
+typedef struct sl__reg sl__reg; /* registry, registry.c */
+
+struct sl_core {
+    sl_core_settings set;
+    sl_mem mem;
+    uint64_t now;
+    uint64_t next_local;
+    uint64_t next_ref;
+    sl__map actors;
+    sl__map refs;
+    sl_actor *rq_head, *rq_tail;
+    sl_actor *stop_head, *stop_tail;
+    sl__ref **heap;
+    uint32_t heap_len, heap_cap;
+    sl__msg *pool;
+    uint32_t pool_len;
+    bool in_run;
+    bool shutting_down;
+    bool wake_pending;
+    sl__reg *reg;
+    sl_core_stats st;
+};
+
+static inline void *sl__alloc(sl_core *c, size_t n) { return c->mem.malloc(n, c->mem.ud); }
+static inline void *sl__calloc(sl_core *c, size_t n, size_t s) { return c->mem.calloc(n, s, c->mem.ud); }
+static inline void sl__free(sl_core *c, void *p)
+{
+    if (p)
+        c->mem.free(p, c->mem.ud);
+}
+
+/* The live (not stopping) local actor with this id, or NULL. */
+sl_actor *sl__actor_get(const sl_core *c, sl_id id);
+/* Same, but also returns actors that are stopping. */
+sl_actor *sl__actor_get_any(const sl_core *c, sl_id id);
+/* Request a stop; processed at the next safe point. */
+void sl__stop_request(sl_core *c, sl_actor *a, int reason, int code);
+
+/* registry.c */
+int sl__reg_new(sl_core *c);
+void sl__reg_del(sl_core *c);
+void sl__reg_release(sl_core *c, sl_actor *a);
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * starling/node.h: a node, the actor core bound to a libuv loop.
+ *
+ * The node owns one sl_core and drives it from the loop: it runs the core
+ * while actors are runnable (in slices, so I/O on the same loop is served)
+ * and arms one timer for the core's next deadline. Time comes from
+ * uv_hrtime(). Blocking work is offloaded to libuv's threadpool with
+ * sl_offload(); its result comes back to the actor as a message.
+ *
+ * One thread: every function here must be called on the loop's thread.
+ */
+#ifndef STARLING_NODE_H
+#define STARLING_NODE_H
+
+#include <uv.h>
+
+#include "actor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sl_node sl_node;
+
+/* Settings of a node; fill with sl_node_settings_default(). New fields are appended. */
+typedef struct sl_node_settings {
+    sl_core_settings core; /* the core's settings (wake/ud are taken by the node) */
+    uv_loop_t *loop;       /* loop to run on; NULL = the node creates and owns one */
+    uint32_t slice;        /* max messages per loop iteration before yielding to I/O (default 8192) */
+} sl_node_settings;
+
+SL_EXTERN void sl_node_settings_default(sl_node_settings *s);
+
+/*
+ * Create a node. `settings` may be NULL. If core.node_id is 0 a random
+ * non-zero id is chosen. Returns SL_OK, SL_ERR_NOMEM, SL_ERR_INVAL, SL_ERR_IO.
+ */
+SL_EXTERN int sl_node_new(const sl_node_settings *settings, sl_node **out);
+
+/* The node's actor core (spawn, send, ... take it). */
+SL_EXTERN sl_core *sl_node_core(const sl_node *node);
+/* The node's loop. */
+SL_EXTERN uv_loop_t *sl_node_loop(const sl_node *node);
+/* The node of the core an actor runs on (from inside callbacks). */
+SL_EXTERN sl_node *sl_node_of(const sl_actor *self);
+
+/*
+ * Run the loop until the node has stopped (see sl_node_stop) and nothing
+ * else keeps the loop alive. Only for a node that owns its loop, or when the
+ * caller wants uv_run(loop, UV_RUN_DEFAULT). Returns SL_OK or SL_ERR_INVAL.
+ */
+SL_EXTERN int sl_node_run(sl_node *node);
+
+/*
+ * Graceful stop: every actor is asked to stop (on_stop with SHUTDOWN),
+ * offloaded jobs are waited for (queued ones cancelled), then the node's
+ * handles are closed so the loop can end. `on_stopped` (may be NULL) is
+ * called once everything has stopped. Idempotent.
+ */
+SL_EXTERN void sl_node_stop(sl_node *node, void (*on_stopped)(sl_node *node, void *ud), void *ud);
+
+/* True once sl_node_stop() completed. */
+SL_EXTERN bool sl_node_stopped(const sl_node *node);
+
+/*
+ * Free the node. It must have stopped (sl_node_stop and the loop has run
+ * until the close callbacks fired), or never have run. Closes an owned loop.
+ */
+SL_EXTERN void sl_node_del(sl_node *node);
+
+/*
+ * Work for the threadpool. Runs on a pool thread: it must not touch any
+ * Starling object. It may set *out to a malloc()ed buffer of *out_len bytes
+ * (the result payload, msgpack by convention), which the node frees after
+ * delivery. Its return value is the result's status.
+ */
+typedef int (*sl_work_fn)(void *arg, uint8_t **out, size_t *out_len);
+
+/*
+ * Run `fn(arg)` on libuv's threadpool. When it finishes, the calling actor
+ * receives a SL_KIND_SEND message with from = SL_ID_NONE, type = `type`,
+ * corr = *job_id, status = fn's return value, payload = its output. If the
+ * actor has stopped by then the result is dropped (a dead letter).
+ * Returns SL_OK, SL_ERR_NOMEM, SL_ERR_STOPPED, SL_ERR_NOT_ACTOR (self NULL
+ * or not on a node).
+ */
+SL_EXTERN int sl_offload(sl_actor *self, sl_work_fn fn, void *arg, uint32_t type, uint64_t *job_id);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,287 @@
+/*
+ * node.c: the actor core on a libuv loop.
+ *
+ * The core calls our wake() when it gets work while idle; we then start an
+ * idle handle so the loop keeps calling run_slice() without blocking in
+ * epoll. Each slice runs the core for at most `slice` messages with the time
+ * from uv_hrtime(), so I/O handles on the same loop are never starved. When
+ * no actor is runnable the idle handle stops and a timer is armed for the
+ * core's next deadline (asks, timers); the loop then sleeps in epoll.
+ *
+ * Offloaded work goes to libuv's threadpool (uv_queue_work); the after-work
+ * callback runs on the loop thread and sends the result to the actor.
+ *
+ * Stop is graceful and asynchronous: the core is shut down, the node keeps
+ * running slices until every actor has stopped and every job returned, then
+ * closes its two handles; on_stopped fires from the last close callback.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "starling/node.h"
+#include "actors/inject.h"
+
+struct sl_node {
+    sl_core *core;
+    uv_loop_t *loop;
+    uv_loop_t own_loop;
+    bool owns_loop;
+    uv_idle_t idle;
+    uv_timer_t timer;
+    uint32_t slice;
+    bool idle_active;
+    bool stopping;
+    bool stopped;
+    int open_handles;
+    uint64_t jobs;       /* offloaded jobs not yet returned */
+    uint64_t next_job;
+    void (*on_stopped)(sl_node *, void *);
+    void *stop_ud;
+};
+
+typedef struct job {
+    uv_work_t req;
+    sl_node *node;
+    sl_id actor;
+    sl_work_fn fn;
+    void *arg;
+    uint32_t type;
+    uint64_t id;
+    int status;
+    uint8_t *out;
+    size_t out_len;
+} job;
+
+void sl_node_settings_default(sl_node_settings *s)
+{
+    memset(s, 0, sizeof *s);
+    sl_core_settings_default(&s->core);
+    s->slice = 8192;
+}
+
+static void on_wake(sl_core *core, void *ud);
+static void on_idle(uv_idle_t *h);
+static void on_timer(uv_timer_t *h);
+
+static uint64_t random_node_id(void)
+{
+    uint64_t id = 0;
+    if (uv_random(NULL, NULL, &id, sizeof id, 0, NULL) != 0 || id == 0)
+        id = uv_hrtime() ^ ((uint64_t)uv_os_getpid() << 32) ^ 0x5157a7106ull;
+    return id ? id : 1;
+}
+
+int sl_node_new(const sl_node_settings *settings, sl_node **out)
+{
+    sl_node_settings def;
+    if (!out)
+        return SL_ERR_INVAL;
+    if (!settings) {
+        sl_node_settings_default(&def);
+        settings = &def;
+    }
+    sl_node *n = calloc(1, sizeof *n);
+    if (!n)
+        return SL_ERR_NOMEM;
+    n->slice = settings->slice ? settings->slice : 8192;
+    if (settings->loop) {
+        n->loop = settings->loop;
+    } else {
+        if (uv_loop_init(&n->own_loop) != 0) {
+            free(n);
+            return SL_ERR_IO;
+        }
+        n->loop = &n->own_loop;
+        n->owns_loop = true;
+    }
+    sl_core_settings cs = settings->core;
+    cs.wake = on_wake;
+    cs.ud = n;
+    if (cs.node_id == 0)
+        cs.node_id = random_node_id();
+    int rc = sl_core_new(&cs, &n->core);
+    if (rc) {
+        if (n->owns_loop)
+            uv_loop_close(&n->own_loop);
+        free(n);
+        return rc;
+    }
+    uv_idle_init(n->loop, &n->idle);
+    uv_timer_init(n->loop, &n->timer);
+    n->idle.data = n;
+    n->timer.data = n;
+    n->open_handles = 2;
+    /* The timer alone must not keep a loop alive that has nothing else. */
+    *out = n;
+    return SL_OK;
+}
+
+sl_core *sl_node_core(const sl_node *n) { return n->core; }
+uv_loop_t *sl_node_loop(const sl_node *n) { return n->loop; }
+sl_node *sl_node_of(const sl_actor *self) { return sl_core_data(sl_actor_core(self)); }
+bool sl_node_stopped(const sl_node *n) { return n->stopped; }
+
+static void start_idle(sl_node *n)
+{
+    if (!n->idle_active && !uv_is_closing((uv_handle_t *)&n->idle)) {
+        uv_idle_start(&n->idle, on_idle);
+        n->idle_active = true;
+    }
+}
+
+static void on_wake(sl_core *core, void *ud)
+{
+    (void)core;
+    start_idle(ud);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    sl_node *n = h->data;
+    if (--n->open_handles == 0) {
+        n->stopped = true;
+        if (n->on_stopped)
+            n->on_stopped(n, n->stop_ud);
+    }
+}
+
+static void maybe_finish_stop(sl_node *n)
+{
+    if (!n->stopping || n->stopped || uv_is_closing((uv_handle_t *)&n->idle))
+        return;
+    if (sl_core_alive(n->core) != 0 || n->jobs != 0 || sl_core_has_work(n->core))
+        return;
+    uv_idle_stop(&n->idle);
+    n->idle_active = false;
+    uv_timer_stop(&n->timer);
+    uv_close((uv_handle_t *)&n->idle, on_closed);
+    uv_close((uv_handle_t *)&n->timer, on_closed);
+}
+
+/* Run one slice of the core, then decide how the loop should come back. */
+static void run_slice(sl_node *n)
+{
+    sl_core_run(n->core, uv_hrtime(), n->slice);
+    if (sl_core_has_work(n->core)) {
+        start_idle(n);
+        return;
+    }
+    if (n->idle_active) {
+        uv_idle_stop(&n->idle);
+        n->idle_active = false;
+    }
+    uint64_t dl = sl_core_next_deadline(n->core);
+    if (dl == UINT64_MAX) {
+        uv_timer_stop(&n->timer);
+    } else {
+        uint64_t now = uv_hrtime();
+        uint64_t ms = dl > now ? (dl - now + 999999) / 1000000 : 0;
+        uv_timer_start(&n->timer, on_timer, ms, 0);
+    }
+    maybe_finish_stop(n);
+}
+
+static void on_idle(uv_idle_t *h) { run_slice(h->data); }
+static void on_timer(uv_timer_t *h) { run_slice(h->data); }
+
+int sl_node_run(sl_node *n)
+{
+    if (!n)
+        return SL_ERR_INVAL;
+    start_idle(n); /* pick up anything spawned before the loop started */
+    uv_run(n->loop, UV_RUN_DEFAULT);
+    return SL_OK;
+}
+
+void sl_node_stop(sl_node *n, void (*on_stopped)(sl_node *, void *), void *ud)
+{
+    if (n->stopping)
+        return;
+    n->stopping = true;
+    n->on_stopped = on_stopped;
+    n->stop_ud = ud;
+    sl_core_shutdown(n->core);
+    start_idle(n);
+}
+
+void sl_node_del(sl_node *n)
+{
+    if (!n)
+        return;
+    if (!n->stopped && n->open_handles) {
+        /* Never ran or not stopped: close the handles and let them finish. */
+        if (!uv_is_closing((uv_handle_t *)&n->idle)) {
+            uv_close((uv_handle_t *)&n->idle, on_closed);
+            uv_close((uv_handle_t *)&n->timer, on_closed);
+        }
+        n->on_stopped = NULL;
+        uv_run(n->loop, UV_RUN_NOWAIT);
+    }
+    sl_core_del(n->core);
+    if (n->owns_loop) {
+        uv_run(n->loop, UV_RUN_NOWAIT);
+        uv_loop_close(&n->own_loop);
+    }
+    free(n);
+}
+
+/* ----------------------------------------------------------- offload */
+
+static void work_cb(uv_work_t *req)
+{
+    job *j = req->data;
+    j->status = j->fn(j->arg, &j->out, &j->out_len);
+}
+
+static void after_work_cb(uv_work_t *req, int status)
+{
+    job *j = req->data;
+    sl_node *n = j->node;
+    n->jobs--;
+    int st = status == UV_ECANCELED ? SL_ERR_CANCELLED : j->status;
+    sl_msg m;
+    memset(&m, 0, sizeof m);
+    m.to = j->actor;
+    m.kind = SL_KIND_SEND;
+    m.prio = SL_PRIO_NORMAL;
+    m.type = j->type;
+    m.corr = j->id;
+    m.status = st;
+    m.data = j->out;
+    m.len = j->out ? j->out_len : 0;
+    /* A full mailbox or a stopped actor loses the result; both are counted
+     * by the core (rejected / dead letter). */
+    (void)sl__core_inject(n->core, &m);
+    free(j->out);
+    free(j);
+    start_idle(n);
+}
+
+int sl_offload(sl_actor *self, sl_work_fn fn, void *arg, uint32_t type, uint64_t *job_id)
+{
+    if (!self || !fn)
+        return fn ? SL_ERR_NOT_ACTOR : SL_ERR_INVAL;
+    sl_node *n = sl_node_of(self);
+    if (!n)
+        return SL_ERR_NOT_ACTOR;
+    if (n->stopping)
+        return SL_ERR_STOPPED;
+    job *j = calloc(1, sizeof *j);
+    if (!j)
+        return SL_ERR_NOMEM;
+    j->req.data = j;
+    j->node = n;
+    j->actor = sl_self(self);
+    j->fn = fn;
+    j->arg = arg;
+    j->type = type;
+    j->id = ++n->next_job;
+    if (uv_queue_work(n->loop, &j->req, work_cb, after_work_cb) != 0) {
+        free(j);
+        return SL_ERR_NOMEM;
+    }
+    n->jobs++;
+    if (job_id)
+        *job_id = j->id;
+    return SL_OK;
+}

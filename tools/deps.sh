@@ -1,0 +1,68 @@
+#!/bin/sh
+# Install, idempotently, the Debian packages Starling needs to build and test.
+#
+# Everything comes from Debian 12 (bookworm) except ngtcp2 1.11 and nghttp3 1.8,
+# which come from bookworm-backports (bookworm itself has ngtcp2 0.12, a pre-1.0
+# API). The script only touches apt when something is missing, so running it on
+# every `make` costs a few dpkg-query calls.
+set -eu
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "deps: not root and no sudo; install packages by hand" >&2; exit 1; }
+    SUDO="sudo"
+fi
+
+BASE_PKGS="build-essential cmake pkg-config libuv1-dev libgnutls28-dev gnutls-bin libmsgpack-dev libcmocka-dev"
+BPO_PKGS="libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev"
+
+missing() {
+    for p in "$@"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+            printf '%s ' "$p"
+        fi
+    done
+}
+
+# ngtcp2 must be 1.11 (backports), not bookworm's 0.12.
+ngtcp2_ok() {
+    grep -q 'NGTCP2_VERSION "1\.1[1-9]' /usr/include/ngtcp2/version.h 2>/dev/null ||
+    grep -q 'NGTCP2_VERSION "1\.[2-9][0-9]' /usr/include/ngtcp2/version.h 2>/dev/null
+}
+
+need_base=$(missing $BASE_PKGS)
+need_bpo=$(missing $BPO_PKGS)
+if ! ngtcp2_ok; then need_bpo="$BPO_PKGS"; fi
+
+if [ -z "$need_base" ] && [ -z "$need_bpo" ]; then
+    exit 0
+fi
+
+echo "deps: installing: $need_base $need_bpo"
+export DEBIAN_FRONTEND=noninteractive
+
+if [ -n "$need_bpo" ] && ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    # Copy URIs and Signed-By of the main Debian entry so that the mirror and
+    # keyring match what this machine already trusts.
+    src=/etc/apt/sources.list.d/debian.sources
+    uris="http://deb.debian.org/debian"
+    key="/usr/share/keyrings/debian-archive-keyring.gpg"
+    if [ -f "$src" ]; then
+        u=$(awk '/^URIs:/ && $2 ~ /debian\/?$/ {print $2; exit}' "$src")
+        k=$(awk '/^Signed-By:/ {print $2; exit}' "$src")
+        [ -n "$u" ] && uris="$u"
+        [ -n "$k" ] && key="$k"
+    fi
+    printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: %s\n' \
+        "$uris" "$key" | $SUDO tee /etc/apt/sources.list.d/starling-backports.sources >/dev/null
+fi
+
+$SUDO apt-get update -qq
+if [ -n "$need_base" ]; then
+    $SUDO apt-get install -y -qq --no-install-recommends $need_base
+fi
+if [ -n "$need_bpo" ]; then
+    $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports $BPO_PKGS
+fi
+ngtcp2_ok || { echo "deps: ngtcp2 >= 1.11 not installed (check bookworm-backports)" >&2; exit 1; }
+echo "deps: done"
