@@ -173,13 +173,14 @@ static inline bool is_user_kind(uint8_t kind)
 
 static inline void mq_push(sl_actor *a, sl__msg *m)
 {
-    sl__mq *q = &a->q[m->m.prio];
-    m->next = NULL;
-    if (q->tail)
-        q->tail->next = m;
-    else
-        q->head = m;
-    q->tail = m;
+    sl__msg **tail = &a->qt[m->m.prio];
+    if (*tail) {
+        m->next = (*tail)->next;
+        (*tail)->next = m;
+    } else {
+        m->next = m;
+    }
+    *tail = m;
     a->nonempty |= (uint8_t)(1u << m->m.prio);
     a->queued++;
 }
@@ -187,12 +188,13 @@ static inline void mq_push(sl_actor *a, sl__msg *m)
 static inline sl__msg *mq_pop(sl_actor *a)
 {
     int p = __builtin_ctz(a->nonempty);
-    sl__mq *q = &a->q[p];
-    sl__msg *m = q->head;
-    q->head = m->next;
-    if (!q->head) {
-        q->tail = NULL;
+    sl__msg *tail = a->qt[p];
+    sl__msg *m = tail->next;
+    if (m == tail) {
+        a->qt[p] = NULL;
         a->nonempty &= (uint8_t)~(1u << p);
+    } else {
+        tail->next = m->next;
     }
     a->queued--;
     return m;
@@ -202,22 +204,28 @@ static inline sl__msg *mq_pop(sl_actor *a)
 static bool mq_drop_oldest(sl_core *c, sl_actor *a)
 {
     for (int p = SL_PRIO_COUNT - 1; p >= 0; p--) {
-        sl__mq *q = &a->q[p];
-        sl__msg *prev = NULL;
-        for (sl__msg *m = q->head; m; prev = m, m = m->next) {
-            if (!is_user_kind(m->m.kind))
-                continue;
-            if (prev)
-                prev->next = m->next;
-            else
-                q->head = m->next;
-            if (q->tail == m)
-                q->tail = prev;
-            if (!q->head)
-                a->nonempty &= (uint8_t)~(1u << p);
-            a->queued--;
-            msg_free(c, m);
-            return true;
+        sl__msg *tail = a->qt[p];
+        if (!tail)
+            continue;
+        sl__msg *prev = tail, *m = tail->next;
+        for (;;) {
+            if (is_user_kind(m->m.kind)) {
+                if (m == prev) { /* the only message */
+                    a->qt[p] = NULL;
+                    a->nonempty &= (uint8_t)~(1u << p);
+                } else {
+                    prev->next = m->next;
+                    if (m == tail)
+                        a->qt[p] = prev;
+                }
+                a->queued--;
+                msg_free(c, m);
+                return true;
+            }
+            if (m == tail)
+                break;
+            prev = m;
+            m = m->next;
         }
     }
     return false;
@@ -281,18 +289,40 @@ static void deliver_sys(sl_core *c, sl_actor *to, sl_id from, uint8_t kind, uint
 
 /* ------------------------------------------------------------- lookup */
 
-sl_actor *sl__actor_get_any(const sl_core *c, sl_id id)
+/* Look an actor up. A one-entry cache serves the common case of many sends
+ * to the same receiver; terminate() clears it. */
+static inline sl_actor *lookup_any(const sl_core *c, sl_id id)
 {
     if (id.node != c->set.node_id || id.local == 0)
         return NULL;
-    return sl__map_get(&c->actors, id.local);
+    if (id.local == c->last_local)
+        return c->last_actor;
+    sl_actor *a = sl__idtab_get(&c->actors, id.local);
+    if (a) {
+        ((sl_core *)c)->last_local = id.local;
+        ((sl_core *)c)->last_actor = a;
+    }
+    return a;
 }
 
-sl_actor *sl__actor_get(const sl_core *c, sl_id id)
+static inline sl_actor *lookup(const sl_core *c, sl_id id)
 {
-    sl_actor *a = sl__actor_get_any(c, id);
+    sl_actor *a = lookup_any(c, id);
     return (a && !(a->flags & SL__A_STOPPING)) ? a : NULL;
 }
+
+/* Remove an actor from the table (and the lookup cache). */
+static void table_remove(sl_core *c, sl_actor *a)
+{
+    sl__idtab_del(&c->actors, a->local, c->next_local);
+    if (c->last_local == a->local) {
+        c->last_local = 0;
+        c->last_actor = NULL;
+    }
+}
+
+sl_actor *sl__actor_get_any(const sl_core *c, sl_id id) { return lookup_any(c, id); }
+sl_actor *sl__actor_get(const sl_core *c, sl_id id) { return lookup(c, id); }
 
 static inline sl_id id_of(const sl_core *c, const sl_actor *a)
 {
@@ -504,7 +534,7 @@ int sl_core_new(const sl_core_settings *settings, sl_core **out)
     c->set = *settings;
     c->mem = mem;
     c->set.mem = &c->mem;
-    sl__map_init(&c->actors, &c->mem);
+    sl__idtab_init(&c->actors, &c->mem);
     sl__map_init(&c->refs, &c->mem);
     if (sl__reg_new(c) != SL_OK) {
         mem.free(c, mem.ud);
@@ -539,9 +569,16 @@ int sl_actor_stats_get(const sl_core *c, sl_id id, sl_actor_stats *out)
     if (!a)
         return SL_ERR_NOACTOR;
     memset(out, 0, sizeof *out);
-    for (int p = 0; p < SL_PRIO_COUNT; p++)
-        for (sl__msg *m = a->q[p].head; m; m = m->next)
+    for (int p = 0; p < SL_PRIO_COUNT; p++) {
+        sl__msg *tail = a->qt[p];
+        if (!tail)
+            continue;
+        sl__msg *m = tail;
+        do {
             out->depth[p]++;
+            m = m->next;
+        } while (m != tail);
+    }
     out->queued = a->queued;
     out->processed = a->processed;
     out->dropped = a->dropped;
@@ -578,7 +615,7 @@ int sl_spawn(sl_core *c, const sl_behavior *beh, void *arg, const sl_spawn_opts 
     a->capacity = opts->mailbox_capacity ? opts->mailbox_capacity : c->set.mailbox_capacity;
     a->overflow = opts->overflow;
     a->flags = opts->trap_exit ? SL__A_TRAP : 0;
-    int rc = sl__map_put(&c->actors, a->local, a);
+    int rc = sl__idtab_put(&c->actors, a->local, a);
     if (rc) {
         sl__free(c, a);
         return rc;
@@ -587,7 +624,7 @@ int sl_spawn(sl_core *c, const sl_behavior *beh, void *arg, const sl_spawn_opts 
     if (opts->register_as) {
         rc = sl_register(c, opts->register_as, self);
         if (rc) {
-            sl__map_del(&c->actors, a->local);
+            table_remove(c, a);
             sl__free(c, a);
             return rc;
         }
@@ -597,7 +634,7 @@ int sl_spawn(sl_core *c, const sl_behavior *beh, void *arg, const sl_spawn_opts 
         if (!sl__actor_get_any(c, opts->link_to) && !(a->flags & SL__A_TRAP)) {
             /* Linking to a dead actor without trapping would kill us at once. */
             sl__reg_release(c, a);
-            sl__map_del(&c->actors, a->local);
+            table_remove(c, a);
             sl__free(c, a);
             c->st.spawned--;
             return SL_ERR_NOACTOR;
@@ -644,9 +681,9 @@ void sl__stop_request(sl_core *c, sl_actor *a, int reason, int code)
     a->exit_reason = (uint8_t)reason;
     a->exit_code = code;
     rq_remove(c, a);
-    a->stop_next = NULL;
+    a->rq_next = NULL;
     if (c->stop_tail)
-        c->stop_tail->stop_next = a;
+        c->stop_tail->rq_next = a;
     else
         c->stop_head = a;
     c->stop_tail = a;
@@ -689,7 +726,7 @@ static void terminate(sl_core *c, sl_actor *a)
     int reason = a->exit_reason, code = a->exit_code;
 
     rq_remove(c, a);
-    sl__map_del(&c->actors, a->local);
+    table_remove(c, a);
     sl__reg_release(c, a);
     if (a->beh->on_stop) {
         a->flags |= SL__A_RUNNING;
@@ -705,7 +742,11 @@ static void terminate(sl_core *c, sl_actor *a)
     }
     /* Its mailbox. Asks waiting in it are failed through the watchers below. */
     for (int p = 0; p < SL_PRIO_COUNT; p++) {
-        sl__msg *m = a->q[p].head;
+        sl__msg *tail = a->qt[p];
+        if (!tail)
+            continue;
+        sl__msg *m = tail->next;
+        tail->next = NULL; /* break the circle */
         while (m) {
             sl__msg *n = m->next;
             if (is_user_kind(m->m.kind))
@@ -713,7 +754,7 @@ static void terminate(sl_core *c, sl_actor *a)
             msg_free(c, m);
             m = n;
         }
-        a->q[p].head = a->q[p].tail = NULL;
+        a->qt[p] = NULL;
     }
     a->nonempty = 0;
     a->queued = 0;
@@ -752,7 +793,8 @@ static void process_stops(sl_core *c)
 {
     while (c->stop_head) {
         sl_actor *a = c->stop_head;
-        c->stop_head = a->stop_next;
+        c->stop_head = a->rq_next;
+        a->rq_next = NULL;
         if (!c->stop_head)
             c->stop_tail = NULL;
         a->flags &= (uint8_t)~SL__A_INSTOPQ;
@@ -760,14 +802,15 @@ static void process_stops(sl_core *c)
     }
 }
 
+static void shutdown_one(void *val, void *ud)
+{
+    sl__stop_request(ud, val, SL_REASON_SHUTDOWN, 0);
+}
+
 void sl_core_shutdown(sl_core *c)
 {
     c->shutting_down = true;
-    for (size_t i = 0; i < c->actors.cap; i++) {
-        sl_actor *a = c->actors.slots[i].key ? c->actors.slots[i].val : NULL;
-        if (a)
-            sl__stop_request(c, a, SL_REASON_SHUTDOWN, 0);
-    }
+    sl__idtab_each(&c->actors, shutdown_one, c);
 }
 
 void sl_core_del(sl_core *c)
@@ -780,16 +823,11 @@ void sl_core_del(sl_core *c)
     while (c->actors.count) {
         /* Stop whatever is left, e.g. spawned by an on_stop before the
          * shutdown flag was seen. Bounded: each pass removes an actor. */
-        for (size_t i = 0; i < c->actors.cap; i++) {
-            if (c->actors.slots[i].key) {
-                sl_actor *a = c->actors.slots[i].val;
-                if (a->flags & SL__A_STOPPING && !(a->flags & SL__A_INSTOPQ))
-                    terminate(c, a);
-                else
-                    sl__stop_request(c, a, SL_REASON_SHUTDOWN, 0);
-                break;
-            }
-        }
+        sl_actor *a = sl__idtab_any(&c->actors);
+        if (a->flags & SL__A_STOPPING && !(a->flags & SL__A_INSTOPQ))
+            terminate(c, a);
+        else
+            sl__stop_request(c, a, SL_REASON_SHUTDOWN, 0);
         process_stops(c);
     }
     /* Timers and asks are owned by actors, so the heap is empty now. */
@@ -800,7 +838,7 @@ void sl_core_del(sl_core *c)
         sl__free(c, m);
     }
     sl__free(c, c->heap);
-    sl__map_fini(&c->actors);
+    sl__idtab_fini(&c->actors);
     sl__map_fini(&c->refs);
     sl__reg_del(c);
     sl_mem mem = c->mem;
@@ -817,7 +855,9 @@ static int dead_letter(sl_core *c, sl_id to, uint32_t type)
     return SL_ERR_NOACTOR;
 }
 
-/* The common send path; returns the sl_send() codes. */
+/* The common send path; returns the sl_send() codes. Written as one
+ * straight line for the common case (live receiver with room, small
+ * payload from the pool): this is the hot path of every local message. */
 static int send_kind(sl_core *c, sl_id from, sl_id to, uint8_t kind, int prio, uint32_t type,
                      uint64_t corr, const void *data, size_t len, sl_actor **target)
 {
@@ -825,20 +865,27 @@ static int send_kind(sl_core *c, sl_id from, sl_id to, uint8_t kind, int prio, u
         return SL_ERR_INVAL;
     if (len > c->set.max_message_size)
         return SL_ERR_MSG_TOO_BIG;
-    sl_actor *a = sl__actor_get(c, to);
+    sl_actor *a = lookup(c, to);
     if (!a)
         return dead_letter(c, to, type);
-    if (a->queued >= a->capacity && a->overflow == SL_OVERFLOW_REJECT && is_user_kind(kind)) {
+    bool full = a->queued >= a->capacity && is_user_kind(kind);
+    if (full && a->overflow == SL_OVERFLOW_REJECT) {
         a->rejected++;
         return SL_ERR_MAILBOX_FULL;
     }
     sl__msg *m = msg_make(c, from, to, kind, (uint8_t)prio, type, corr, data, len);
     if (!m)
         return SL_ERR_NOMEM;
-    int rc = deliver(c, a, m);
-    if (rc < 0) {
-        msg_free(c, m);
-        return rc;
+    if (full) {
+        int rc = deliver(c, a, m);
+        if (rc < 0) {
+            msg_free(c, m);
+            return rc;
+        }
+    } else {
+        mq_push(a, m);
+        c->st.sent++;
+        schedule(c, a);
     }
     if (target)
         *target = a;
@@ -887,8 +934,21 @@ int sl__core_inject(sl_core *c, const sl_msg *m)
 
 /* ------------------------------------------------------------- timers */
 
-static uint64_t deadline_after(const sl_core *c, uint64_t ms)
+/* The current time: the run's time inside sl_core_run(), else the
+ * platform's clock when it gave one (time never goes backwards). */
+static uint64_t current_time(sl_core *c)
 {
+    if (!c->in_run && c->set.clock) {
+        uint64_t t = c->set.clock(c->set.ud);
+        if (t > c->now)
+            c->now = t;
+    }
+    return c->now;
+}
+
+static uint64_t deadline_after(sl_core *c, uint64_t ms)
+{
+    current_time(c);
     if (ms > (UINT64_MAX - c->now) / NS_PER_MS)
         return UINT64_MAX - 1;
     return c->now + ms * NS_PER_MS;

@@ -58,18 +58,17 @@ enum {
     SL__A_INSTOPQ = 16  /* in the core's stop queue */
 };
 
-typedef struct sl__mq {
-    sl__msg *head, *tail;
-} sl__mq;
-
 struct sl_actor {
     sl_core *core;
     const sl_behavior *beh;
     void *state;
     uint64_t local;
-    struct sl_actor *rq_prev, *rq_next; /* run queue links */
-    struct sl_actor *stop_next;         /* stop queue link */
-    sl__mq q[SL_PRIO_COUNT];            /* mailbox, one FIFO per class */
+    /* Run queue links; the stop queue reuses rq_next (a stopping actor is
+     * never in the run queue). */
+    struct sl_actor *rq_prev, *rq_next;
+    /* The mailbox: one FIFO per class, each a circular list kept by its
+     * tail (tail->next is the head), which halves the pointers per class. */
+    sl__msg *qt[SL_PRIO_COUNT];
     uint32_t queued;                    /* messages in the mailbox */
     uint32_t capacity;                  /* bound for user messages */
     uint8_t nonempty;                   /* bit p set = q[p] non-empty */
@@ -80,7 +79,8 @@ struct sl_actor {
     sl__ref *watchers; /* records whose target is this actor */
     sl__ref *owned;    /* records this actor owns */
     char *name;        /* registered name (owned by the registry entry) */
-    uint64_t processed, dropped, rejected;
+    uint64_t processed;
+    uint32_t dropped, rejected;
 };
 
 typedef struct sl__reg sl__reg; /* registry, registry.c */
@@ -91,7 +91,9 @@ struct sl_core {
     uint64_t now;
     uint64_t next_local;
     uint64_t next_ref;
-    sl__map actors;
+    sl__idtab actors; /* local id -> actor */
+    uint64_t last_local;  /* one-entry lookup cache (0 = empty) */
+    sl_actor *last_actor;
     sl__map refs;
     sl_actor *rq_head, *rq_tail;
     sl_actor *stop_head, *stop_tail;

@@ -104,3 +104,91 @@ void *sl__map_del(sl__map *m, uint64_t key)
     m->count--;
     return val;
 }
+
+/* ------------------------------------------------------------ id table */
+
+void sl__idtab_init(sl__idtab *t, const sl_mem *mem)
+{
+    sl__map_init(&t->dir, mem);
+    t->count = 0;
+    t->next_page = 0;
+}
+
+void sl__idtab_fini(sl__idtab *t)
+{
+    for (size_t i = 0; i < t->dir.cap; i++)
+        if (t->dir.slots[i].key)
+            t->dir.mem->free(t->dir.slots[i].val, t->dir.mem->ud);
+    sl__map_fini(&t->dir);
+    t->count = 0;
+}
+
+int sl__idtab_put(sl__idtab *t, uint64_t id, void *val)
+{
+    uint64_t pn = id >> SL__PAGE_BITS;
+    sl__page *p = sl__map_get(&t->dir, pn + 1);
+    if (!p) {
+        p = t->dir.mem->calloc(1, sizeof *p, t->dir.mem->ud);
+        if (!p)
+            return SL_ERR_NOMEM;
+        if (sl__map_put(&t->dir, pn + 1, p)) {
+            t->dir.mem->free(p, t->dir.mem->ud);
+            return SL_ERR_NOMEM;
+        }
+    }
+    void **s = &p->slot[id & (SL__PAGE - 1)];
+    if (!*s) {
+        p->live++;
+        t->count++;
+    }
+    *s = val;
+    return SL_OK;
+}
+
+void *sl__idtab_del(sl__idtab *t, uint64_t id, uint64_t max_id)
+{
+    uint64_t pn = id >> SL__PAGE_BITS;
+    sl__page *p = sl__map_get(&t->dir, pn + 1);
+    if (!p)
+        return NULL;
+    void **s = &p->slot[id & (SL__PAGE - 1)];
+    void *val = *s;
+    if (!val)
+        return NULL;
+    *s = NULL;
+    p->live--;
+    t->count--;
+    /* Free the page once empty, unless later ids will still land in it. */
+    if (p->live == 0 && pn < (max_id >> SL__PAGE_BITS)) {
+        sl__map_del(&t->dir, pn + 1);
+        t->dir.mem->free(p, t->dir.mem->ud);
+    }
+    return val;
+}
+
+void sl__idtab_each(const sl__idtab *t, void (*fn)(void *val, void *ud), void *ud)
+{
+    for (size_t i = 0; i < t->dir.cap; i++) {
+        if (!t->dir.slots[i].key)
+            continue;
+        sl__page *p = t->dir.slots[i].val;
+        for (size_t j = 0; j < SL__PAGE; j++)
+            if (p->slot[j])
+                fn(p->slot[j], ud);
+    }
+}
+
+void *sl__idtab_any(const sl__idtab *t)
+{
+    for (size_t i = 0; i < t->dir.cap; i++) {
+        if (!t->dir.slots[i].key)
+            continue;
+        sl__page *p = t->dir.slots[i].val;
+        if (!p->live)
+            continue;
+        for (size_t j = 0; j < SL__PAGE; j++)
+            if (p->slot[j])
+                return p->slot[j];
+    }
+    return NULL;
+}

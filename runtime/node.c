@@ -63,6 +63,12 @@ static void on_wake(sl_core *core, void *ud);
 static void on_idle(uv_idle_t *h);
 static void on_timer(uv_timer_t *h);
 
+static uint64_t node_clock(void *ud)
+{
+    (void)ud;
+    return uv_hrtime();
+}
+
 static uint64_t random_node_id(void)
 {
     uint64_t id = 0;
@@ -96,6 +102,7 @@ int sl_node_new(const sl_node_settings *settings, sl_node **out)
     }
     sl_core_settings cs = settings->core;
     cs.wake = on_wake;
+    cs.clock = node_clock;
     cs.ud = n;
     if (cs.node_id == 0)
         cs.node_id = random_node_id();

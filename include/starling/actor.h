@@ -183,7 +183,14 @@ typedef struct sl_core_settings {
     void (*wake)(sl_core *core, void *ud);
     /* Called for each dead letter (send to an unknown/stopped actor); may be NULL. */
     void (*dead_letter)(sl_core *core, sl_id to, uint32_t type, void *ud);
-    void *ud; /* passed to wake and dead_letter; also sl_core_data() */
+    void *ud; /* passed to wake, dead_letter and clock; also sl_core_data() */
+    /*
+     * The platform's monotonic clock in ns, or NULL. The core never reads a
+     * clock itself: inside sl_core_run() it uses the time passed in; outside
+     * (a timer or ask started from an I/O callback, or before the first run)
+     * it asks this callback so deadlines are not computed from a stale time.
+     */
+    uint64_t (*clock)(void *ud);
 } sl_core_settings;
 
 SL_EXTERN void sl_core_settings_default(sl_core_settings *s);
