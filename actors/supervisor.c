@@ -150,7 +150,8 @@ static void give_up(sl_actor *self, sup_state *s, int code)
     sl_exit(self, SL_REASON_SHUTDOWN, code);
 }
 
-static void restart_range(sl_actor *self, sup_state *s, size_t failed, size_t first, int reason)
+static void restart_range(sl_actor *self, sup_state *s, size_t failed, sl_id old, size_t first,
+                          int reason)
 {
     size_t n = s->spec->n_children;
     /* Stop the others of the group in reverse start order. */
@@ -169,7 +170,7 @@ static void restart_range(sl_actor *self, sup_state *s, size_t failed, size_t fi
             return;
         }
         if (s->spec->on_restart && i == failed)
-            s->spec->on_restart(self, i, SL_ID_NONE, s->kids[i], reason, s->spec->ud);
+            s->spec->on_restart(self, i, old, s->kids[i], reason, s->spec->ud);
     }
 }
 
@@ -210,10 +211,10 @@ static int sup_message(sl_actor *self, const sl_msg *m)
         break;
     }
     case SL_ONE_FOR_ALL:
-        restart_range(self, s, i, 0, m->status);
+        restart_range(self, s, i, old, 0, m->status);
         break;
     case SL_REST_FOR_ONE:
-        restart_range(self, s, i, i, m->status);
+        restart_range(self, s, i, old, i, m->status);
         break;
     }
     return 0;

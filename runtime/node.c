@@ -28,12 +28,14 @@ struct sl_node {
     bool owns_loop;
     uv_idle_t idle;
     uv_timer_t timer;
+    uv_async_t async; /* keeps the loop alive until stop; wakes it from other threads later */
     uint32_t slice;
     bool idle_active;
     bool stopping;
     bool stopped;
     int open_handles;
     uint64_t jobs;       /* offloaded jobs not yet returned */
+    struct job *job_list; /* those jobs, so that stop can cancel queued ones */
     uint64_t next_job;
     void (*on_stopped)(sl_node *, void *);
     void *stop_ud;
@@ -41,6 +43,8 @@ struct sl_node {
 
 typedef struct job {
     uv_work_t req;
+    struct job *prev, *next;
+    void (*release)(void *arg);
     sl_node *node;
     sl_id actor;
     sl_work_fn fn;
@@ -60,6 +64,7 @@ void sl_node_settings_default(sl_node_settings *s)
 }
 
 static void on_wake(sl_core *core, void *ud);
+static void on_async(uv_async_t *h);
 static void on_idle(uv_idle_t *h);
 static void on_timer(uv_timer_t *h);
 
@@ -115,10 +120,11 @@ int sl_node_new(const sl_node_settings *settings, sl_node **out)
     }
     uv_idle_init(n->loop, &n->idle);
     uv_timer_init(n->loop, &n->timer);
+    uv_async_init(n->loop, &n->async, on_async);
     n->idle.data = n;
     n->timer.data = n;
-    n->open_handles = 2;
-    /* The timer alone must not keep a loop alive that has nothing else. */
+    n->async.data = n;
+    n->open_handles = 3;
     *out = n;
     return SL_OK;
 }
@@ -163,6 +169,7 @@ static void maybe_finish_stop(sl_node *n)
     uv_timer_stop(&n->timer);
     uv_close((uv_handle_t *)&n->idle, on_closed);
     uv_close((uv_handle_t *)&n->timer, on_closed);
+    uv_close((uv_handle_t *)&n->async, on_closed);
 }
 
 /* Run one slice of the core, then decide how the loop should come back. */
@@ -189,6 +196,7 @@ static void run_slice(sl_node *n)
 }
 
 static void on_idle(uv_idle_t *h) { run_slice(h->data); }
+static void on_async(uv_async_t *h) { run_slice(h->data); }
 static void on_timer(uv_timer_t *h) { run_slice(h->data); }
 
 int sl_node_run(sl_node *n)
@@ -208,6 +216,9 @@ void sl_node_stop(sl_node *n, void (*on_stopped)(sl_node *, void *), void *ud)
     n->on_stopped = on_stopped;
     n->stop_ud = ud;
     sl_core_shutdown(n->core);
+    /* Jobs not yet started are cancelled; running ones are waited for. */
+    for (struct job *j = n->job_list; j; j = j->next)
+        uv_cancel((uv_req_t *)&j->req);
     start_idle(n);
 }
 
@@ -220,6 +231,7 @@ void sl_node_del(sl_node *n)
         if (!uv_is_closing((uv_handle_t *)&n->idle)) {
             uv_close((uv_handle_t *)&n->idle, on_closed);
             uv_close((uv_handle_t *)&n->timer, on_closed);
+            uv_close((uv_handle_t *)&n->async, on_closed);
         }
         n->on_stopped = NULL;
         uv_run(n->loop, UV_RUN_NOWAIT);
@@ -245,6 +257,14 @@ static void after_work_cb(uv_work_t *req, int status)
     job *j = req->data;
     sl_node *n = j->node;
     n->jobs--;
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        n->job_list = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    if (j->release)
+        j->release(j->arg);
     int st = status == UV_ECANCELED ? SL_ERR_CANCELLED : j->status;
     sl_msg m;
     memset(&m, 0, sizeof m);
@@ -264,10 +284,13 @@ static void after_work_cb(uv_work_t *req, int status)
     start_idle(n);
 }
 
-int sl_offload(sl_actor *self, sl_work_fn fn, void *arg, uint32_t type, uint64_t *job_id)
+int sl_offload(sl_actor *self, sl_work_fn fn, void *arg, void (*release)(void *arg),
+               uint32_t type, uint64_t *job_id)
 {
-    if (!self || !fn)
-        return fn ? SL_ERR_NOT_ACTOR : SL_ERR_INVAL;
+    if (!self)
+        return SL_ERR_NOT_ACTOR;
+    if (!fn)
+        return SL_ERR_INVAL;
     sl_node *n = sl_node_of(self);
     if (!n)
         return SL_ERR_NOT_ACTOR;
@@ -281,6 +304,7 @@ int sl_offload(sl_actor *self, sl_work_fn fn, void *arg, uint32_t type, uint64_t
     j->actor = sl_self(self);
     j->fn = fn;
     j->arg = arg;
+    j->release = release;
     j->type = type;
     j->id = ++n->next_job;
     if (uv_queue_work(n->loop, &j->req, work_cb, after_work_cb) != 0) {
@@ -288,6 +312,10 @@ int sl_offload(sl_actor *self, sl_work_fn fn, void *arg, uint32_t type, uint64_t
         return SL_ERR_NOMEM;
     }
     n->jobs++;
+    j->next = n->job_list;
+    if (n->job_list)
+        n->job_list->prev = j;
+    n->job_list = j;
     if (job_id)
         *job_id = j->id;
     return SL_OK;

@@ -120,7 +120,7 @@ static int off_start(sl_actor *self, void *arg)
 {
     probe *p = arg;
     p->loop_thread = pthread_self();
-    return sl_offload(self, work_fn, p, T_WORK_DONE, &p->job_id);
+    return sl_offload(self, work_fn, p, NULL, T_WORK_DONE, &p->job_id);
 }
 
 static int off_msg(sl_actor *self, const sl_msg *m)
@@ -165,7 +165,7 @@ static int slow_work(void *arg, uint8_t **out, size_t *len)
 
 static int quitter_start(sl_actor *self, void *arg)
 {
-    int rc = sl_offload(self, slow_work, NULL, T_WORK_DONE, NULL);
+    int rc = sl_offload(self, slow_work, NULL, NULL, T_WORK_DONE, NULL);
     sl_exit(self, SL_REASON_NORMAL, 0);
     return rc;
 }
@@ -273,6 +273,85 @@ static void test_del_without_run(void **st)
     assert_int_equal(count_stop_calls, 1);
 }
 
+/* ------------------------------------------- the loop lives until stop */
+
+static int idle_fired;
+static void idle_check_cb(uv_timer_t *t)
+{
+    idle_fired = 1;
+    sl_node_stop(t->data, NULL, NULL);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void test_run_waits_for_stop_with_idle_actors(void **st)
+{
+    sl_node *n;
+    assert_int_equal(sl_node_new(NULL, &n), SL_OK);
+    sl_behavior b = {.on_message = silent_msg};
+    assert_int_equal(sl_spawn(sl_node_core(n), &b, NULL, NULL, NULL), SL_OK);
+    uv_timer_t t;
+    uv_timer_init(sl_node_loop(n), &t);
+    uv_unref((uv_handle_t *)&t); /* only the node may keep the loop alive */
+    t.data = n;
+    idle_fired = 0;
+    uv_timer_start(&t, idle_check_cb, 50, 0);
+    run_bounded(n, 5000);
+    assert_int_equal(idle_fired, 1);
+    assert_true(sl_node_stopped(n));
+    sl_node_del(n);
+}
+
+/* ------------------------------------ stop cancels jobs not yet started */
+
+static int jobs_ran, jobs_released, jobs_cancelled;
+
+static int sleepy_work(void *arg, uint8_t **out, size_t *len)
+{
+    __atomic_add_fetch(&jobs_ran, 1, __ATOMIC_SEQ_CST);
+    uv_sleep(200);
+    return 0;
+}
+
+static void count_release(void *arg)
+{
+    jobs_released++;
+    free(arg);
+}
+
+static int many_jobs_start(sl_actor *self, void *arg)
+{
+    for (int i = 0; i < 12; i++) {
+        int rc = sl_offload(self, sleepy_work, malloc(16), count_release, T_WORK_DONE, NULL);
+        if (rc)
+            return rc;
+    }
+    sl_node_stop(sl_node_of(self), NULL, NULL);
+    return 0;
+}
+
+static int many_jobs_msg(sl_actor *self, const sl_msg *m)
+{
+    if (m->type == T_WORK_DONE && m->status == SL_ERR_CANCELLED)
+        jobs_cancelled++;
+    return 0;
+}
+
+static void test_stop_cancels_queued_jobs(void **st)
+{
+    sl_node *n;
+    assert_int_equal(sl_node_new(NULL, &n), SL_OK);
+    jobs_ran = jobs_released = jobs_cancelled = 0;
+    sl_behavior b = {.on_start = many_jobs_start, .on_message = many_jobs_msg};
+    assert_int_equal(sl_spawn(sl_node_core(n), &b, NULL, NULL, NULL), SL_OK);
+    run_bounded(n, 10000);
+    /* libuv's pool has 4 threads (UV_THREADPOOL_SIZE default): at most 4 of
+     * the 12 jobs can have started; the rest were cancelled, and every
+     * input was released exactly once. */
+    assert_true(jobs_ran <= 4);
+    assert_int_equal(jobs_released, 12);
+    sl_node_del(n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -282,6 +361,8 @@ int main(void)
         cmocka_unit_test(test_ask_deadline_real_time),
         cmocka_unit_test(test_stop_many_actors),
         cmocka_unit_test(test_del_without_run),
+        cmocka_unit_test(test_run_waits_for_stop_with_idle_actors),
+        cmocka_unit_test(test_stop_cancels_queued_jobs),
     };
     return cmocka_run_group_tests_name("node", tests, NULL, NULL);
 }

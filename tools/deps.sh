@@ -13,7 +13,7 @@ if [ "$(id -u)" != 0 ]; then
     SUDO="sudo"
 fi
 
-BASE_PKGS="build-essential cmake pkg-config libuv1-dev libgnutls28-dev gnutls-bin libmsgpack-dev libcmocka-dev"
+BASE_PKGS="build-essential cmake pkg-config libuv1-dev libgnutls28-dev gnutls-bin libmsgpack-dev libcmocka-dev valgrind"
 BPO_PKGS="libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev"
 
 missing() {

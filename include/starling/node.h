@@ -46,7 +46,8 @@ SL_EXTERN sl_node *sl_node_of(const sl_actor *self);
 
 /*
  * Run the loop until the node has stopped (see sl_node_stop) and nothing
- * else keeps the loop alive. Only for a node that owns its loop, or when the
+ * else keeps the loop alive. A node that has not stopped keeps the loop
+ * alive even when all its actors are idle (they may be woken from outside). Only for a node that owns its loop, or when the
  * caller wants uv_run(loop, UV_RUN_DEFAULT). Returns SL_OK or SL_ERR_INVAL.
  */
 SL_EXTERN int sl_node_run(sl_node *node);
@@ -80,11 +81,17 @@ typedef int (*sl_work_fn)(void *arg, uint8_t **out, size_t *out_len);
  * Run `fn(arg)` on libuv's threadpool. When it finishes, the calling actor
  * receives a SL_KIND_SEND message with from = SL_ID_NONE, type = `type`,
  * corr = *job_id, status = fn's return value, payload = its output. If the
+ * node stops before the job started, the job is cancelled: fn never runs and
+ * the result (if the actor still lives) has status SL_ERR_CANCELLED. If the
  * actor has stopped by then the result is dropped (a dead letter).
- * Returns SL_OK, SL_ERR_NOMEM, SL_ERR_STOPPED, SL_ERR_NOT_ACTOR (self NULL
- * or not on a node).
+ * `release` (may be NULL) is called with `arg` on the loop thread exactly
+ * once, after fn returned or the job was cancelled: free the input there.
+ * Returns SL_OK, SL_ERR_NOMEM, SL_ERR_STOPPED, SL_ERR_INVAL (fn NULL),
+ * SL_ERR_NOT_ACTOR (self NULL or not on a node). On error `release` is not
+ * called: `arg` stays with the caller.
  */
-SL_EXTERN int sl_offload(sl_actor *self, sl_work_fn fn, void *arg, uint32_t type, uint64_t *job_id);
+SL_EXTERN int sl_offload(sl_actor *self, sl_work_fn fn, void *arg, void (*release)(void *arg),
+                         uint32_t type, uint64_t *job_id);
 
 #ifdef __cplusplus
 }
