@@ -231,6 +231,40 @@ static bool mq_drop_oldest(sl_core *c, sl_actor *a)
     return false;
 }
 
+/* Remove every queued message of `kind` with this correlation id. */
+static void mq_purge_corr(sl_core *c, sl_actor *a, uint64_t corr, uint8_t kind)
+{
+    for (int p = 0; p < SL_PRIO_COUNT; p++) {
+        sl__msg *tail = a->qt[p];
+        if (!tail)
+            continue;
+        /* Walk the circle once, rebuilding it without the matches. */
+        sl__msg *m = tail->next, *new_tail = NULL, *head = NULL;
+        tail->next = NULL;
+        while (m) {
+            sl__msg *n = m->next;
+            if (m->m.corr == corr && m->m.kind == kind) {
+                a->queued--;
+                msg_free(c, m);
+            } else {
+                if (new_tail)
+                    new_tail->next = m;
+                else
+                    head = m;
+                new_tail = m;
+            }
+            m = n;
+        }
+        if (new_tail) {
+            new_tail->next = head;
+            a->qt[p] = new_tail;
+        } else {
+            a->qt[p] = NULL;
+            a->nonempty &= (uint8_t)~(1u << p);
+        }
+    }
+}
+
 static inline void schedule(sl_core *c, sl_actor *a)
 {
     if (!(a->flags & (SL__A_QUEUED | SL__A_RUNNING | SL__A_STOPPING)))
@@ -551,8 +585,6 @@ bool sl_core_has_work(const sl_core *c) { return c->rq_head != NULL || c->stop_h
 
 uint64_t sl_core_next_deadline(const sl_core *c)
 {
-    if (c->rq_head || c->stop_head)
-        return c->now;
     return c->heap_len ? c->heap[0]->deadline : UINT64_MAX;
 }
 
@@ -648,6 +680,7 @@ int sl_spawn(sl_core *c, const sl_behavior *beh, void *arg, const sl_spawn_opts 
             return rc;
         }
     }
+    a->flags |= SL__A_STARTED;
     if (beh->on_start) {
         a->flags |= SL__A_RUNNING;
         rc = beh->on_start(a, arg);
@@ -690,6 +723,37 @@ void sl__stop_request(sl_core *c, sl_actor *a, int reason, int code)
     wake(c);
 }
 
+void sl__stop_now(sl_core *c, sl_actor *a, int reason)
+{
+    if (a->flags & SL__A_RUNNING) {
+        sl__stop_request(c, a, reason, 0); /* cannot stop inside its own callback */
+        return;
+    }
+    if (a->flags & SL__A_INSTOPQ) {
+        /* Already queued to stop: take it out of the queue, keep its reason. */
+        sl_actor *prev = NULL;
+        for (sl_actor *x = c->stop_head; x; prev = x, x = x->rq_next) {
+            if (x != a)
+                continue;
+            if (prev)
+                prev->rq_next = a->rq_next;
+            else
+                c->stop_head = a->rq_next;
+            if (c->stop_tail == a)
+                c->stop_tail = prev;
+            break;
+        }
+        a->rq_next = NULL;
+        a->flags &= (uint8_t)~SL__A_INSTOPQ;
+    } else if (!(a->flags & SL__A_STOPPING)) {
+        a->flags |= SL__A_STOPPING;
+        a->exit_reason = (uint8_t)reason;
+        a->exit_code = 0;
+        rq_remove(c, a);
+    }
+    terminate(c, a);
+}
+
 void sl_exit(sl_actor *self, int reason, int code)
 {
     sl__stop_request(self->core, self, reason, code);
@@ -728,7 +792,7 @@ static void terminate(sl_core *c, sl_actor *a)
     rq_remove(c, a);
     table_remove(c, a);
     sl__reg_release(c, a);
-    if (a->beh->on_stop) {
+    if (a->beh->on_stop && (a->flags & SL__A_STARTED)) {
         a->flags |= SL__A_RUNNING;
         a->beh->on_stop(a, reason);
         a->flags &= (uint8_t)~SL__A_RUNNING;
@@ -895,7 +959,7 @@ static int send_kind(sl_core *c, sl_id from, sl_id to, uint8_t kind, int prio, u
 int sl_send(sl_actor *self, sl_id to, uint32_t type, int prio, const void *data, size_t len)
 {
     if (!self)
-        return SL_ERR_INVAL;
+        return SL_ERR_NOT_ACTOR;
     return send_kind(self->core, id_of(self->core, self), to, SL_KIND_SEND, prio, type, 0, data,
                      len, NULL);
 }
@@ -1064,6 +1128,8 @@ int sl_ask_cancel(sl_actor *self, uint64_t ask_id)
     if (r->t_actor && !(r->t_actor->flags & SL__A_STOPPING))
         deliver_sys(c, r->t_actor, id_of(c, self), SL_KIND_CANCEL, SL_PRIO_CRITICAL, r->id, 0,
                     0);
+    /* Chunks already queued for it must not surface after the cancel. */
+    mq_purge_corr(c, self, ask_id, SL_KIND_CHUNK);
     ref_free(c, r);
     return SL_OK;
 }
@@ -1294,9 +1360,11 @@ size_t sl_core_run(sl_core *c, uint64_t now_ns, size_t max_msgs)
     sl_actor *a;
     while ((a = rq_pop(c)) != NULL) {
         const sl_behavior *beh = a->beh;
-        uint32_t k = 0;
+        uint32_t k = 0, limit = batch;
+        if (max_msgs && max_msgs - n < limit)
+            limit = (uint32_t)(max_msgs - n);
         a->flags |= SL__A_RUNNING;
-        while (k < batch && a->nonempty) {
+        while (k < limit && a->nonempty) {
             sl__msg *m = mq_pop(a);
             int rc = beh->on_message ? beh->on_message(a, &m->m) : 0;
             msg_free(c, m);

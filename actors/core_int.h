@@ -55,7 +55,8 @@ enum {
     SL__A_RUNNING = 2,  /* inside one of its callbacks */
     SL__A_STOPPING = 4, /* stop requested; accepts no messages */
     SL__A_TRAP = 8,     /* traps exits */
-    SL__A_INSTOPQ = 16  /* in the core's stop queue */
+    SL__A_INSTOPQ = 16, /* in the core's stop queue */
+    SL__A_STARTED = 32  /* on_start was called (so on_stop will be) */
 };
 
 struct sl_actor {
@@ -122,6 +123,10 @@ sl_actor *sl__actor_get(const sl_core *c, sl_id id);
 sl_actor *sl__actor_get_any(const sl_core *c, sl_id id);
 /* Request a stop; processed at the next safe point. */
 void sl__stop_request(sl_core *c, sl_actor *a, int reason, int code);
+/* Stop an actor now (on_stop runs inside this call), unless it is inside
+ * one of its own callbacks, in which case the stop is deferred. Supervisors
+ * use it so that old children are gone before new ones start. */
+void sl__stop_now(sl_core *c, sl_actor *a, int reason);
 
 /* registry.c */
 int sl__reg_new(sl_core *c);

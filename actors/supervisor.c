@@ -53,14 +53,18 @@ static int start_child(sl_actor *self, sup_state *s, size_t i)
     return rc;
 }
 
-/* Stop a running child without hearing about it. */
+/* Stop a running child without hearing about it, synchronously, so that it
+ * has released its name and run on_stop before any replacement starts. */
 static void stop_child(sl_actor *self, sup_state *s, size_t i)
 {
     if (sl_id_is_none(s->kids[i]))
         return;
+    sl_core *c = sl_actor_core(self);
     sl_unlink(self, s->kids[i]);
-    sl_stop(sl_actor_core(self), s->kids[i], SL_REASON_SHUTDOWN);
+    sl_actor *a = sl__actor_get_any(c, s->kids[i]);
     s->kids[i] = SL_ID_NONE;
+    if (a)
+        sl__stop_now(c, a, SL_REASON_SHUTDOWN);
 }
 
 static void stop_children_from(sl_actor *self, sup_state *s, size_t first)

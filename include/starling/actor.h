@@ -52,8 +52,9 @@ static inline bool sl_id_is_none(sl_id a) { return a.local == 0; }
  */
 SL_EXTERN int sl_id_format(sl_id id, char *buf, size_t size);
 /*
- * Parse the printable form (exactly as sl_id_format writes it, hex digits in
- * either case). Returns SL_OK or SL_ERR_BAD_ID.
+ * Parse the printable form: exactly 16 hex digits (either case), a dot, and
+ * 1 to 20 decimal digits (leading zeros allowed) that fit in 64 bits; nothing
+ * else. Returns SL_OK or SL_ERR_BAD_ID.
  */
 SL_EXTERN int sl_id_parse(const char *text, sl_id *out);
 
@@ -73,7 +74,8 @@ typedef enum sl_kind {
 } sl_kind;
 #define SL_KIND_COUNT 9
 
-/* Why an actor stopped. */
+/* Why an actor stopped. DOWN and EXIT messages carry it in `status`, with
+ * `from` = the actor that stopped. */
 typedef enum sl_reason {
     SL_REASON_NORMAL = 0,       /* stopped on purpose */
     SL_REASON_CRASH = 1,        /* a callback returned an error; code = that error */
@@ -98,7 +100,8 @@ typedef struct sl_msg {
     uint8_t prio;        /* sl_prio the message was sent with */
     uint16_t flags;      /* reserved for the wire; 0 locally */
     int32_t status;      /* FAIL: sl_err; DOWN/EXIT: sl_reason; else 0 */
-    int32_t code;        /* DOWN/EXIT with reason CRASH: the crash code; else 0 */
+    int32_t code;        /* DOWN/EXIT: the code the actor stopped with (the crash code
+                            for CRASH, the sl_exit() code otherwise); else 0 */
     size_t len;          /* payload length in bytes */
     const uint8_t *data; /* payload (msgpack bytes by convention), NULL if len is 0 */
 } sl_msg;
@@ -131,7 +134,9 @@ typedef struct sl_actor sl_actor; /* an actor, as seen from inside its callbacks
 /*
  * A behaviour. Any callback may be NULL ("not interested"). A non-zero return
  * from on_start or on_message crashes the actor (reason CRASH, code = the
- * value returned); use sl_exit() to stop normally.
+ * value returned); use sl_exit() to stop normally. on_stop is called exactly
+ * once for every actor whose on_start was called (also when on_start
+ * failed, so it can free partial state), and never otherwise.
  */
 typedef struct sl_behavior {
     /* Called once before any message. `arg` is the spawn argument. */
@@ -154,7 +159,8 @@ typedef struct sl_behavior {
 typedef enum sl_overflow {
     SL_OVERFLOW_REJECT = 0,  /* default: the sender gets SL_ERR_MAILBOX_FULL */
     SL_OVERFLOW_DROP_NEW = 1, /* the new message is dropped and counted; send returns SL_OK */
-    SL_OVERFLOW_DROP_OLDEST = 2 /* the oldest message of the lowest non-empty class is dropped */
+    SL_OVERFLOW_DROP_OLDEST = 2 /* the oldest user message of the least important non-empty
+                                   class (BACKGROUND first) is dropped and counted */
 } sl_overflow;
 
 /* Options for sl_spawn; fill with sl_spawn_opts_default(). */
@@ -273,8 +279,9 @@ SL_EXTERN int sl_actor_stats_get(const sl_core *core, sl_id id, sl_actor_stats *
  * the actor. on_start runs at once, inside this call; if it fails the actor
  * is stopped with reason CRASH and the error is returned.
  * Returns SL_OK, SL_ERR_NOMEM, SL_ERR_INVAL, SL_ERR_STOPPED, SL_ERR_EXISTS
- * (register_as taken), SL_ERR_NOACTOR (link_to dead and not trapping), or the
- * non-zero value on_start returned.
+ * (register_as taken), SL_ERR_BAD_NAME (register_as invalid), SL_ERR_NOACTOR
+ * (link_to dead and not trapping), or the non-zero value on_start returned
+ * (then on_stop(CRASH) has run and a trapping link_to actor gets EXIT).
  */
 SL_EXTERN int sl_spawn(sl_core *core, const sl_behavior *behavior, void *arg,
                        const sl_spawn_opts *opts, sl_id *out);
@@ -293,8 +300,8 @@ SL_EXTERN void sl_exit(sl_actor *self, int reason, int code);
 /*
  * Stop another actor (or any actor from outside). The actor stops at the next
  * safe point (never inside its own callback); from this call on it accepts no
- * message. SL_REASON_KILLED cannot be trapped. Returns SL_OK or
- * SL_ERR_NOACTOR.
+ * message. This is a direct stop, not a link signal: trapping exits does not
+ * prevent it, whatever the reason. Returns SL_OK or SL_ERR_NOACTOR.
  */
 SL_EXTERN int sl_stop(sl_core *core, sl_id id, int reason);
 
@@ -304,10 +311,11 @@ SL_EXTERN bool sl_alive(const sl_core *core, sl_id id);
 /* -------------------------------------------------------------- send */
 
 /*
- * Send a message. `self` may be NULL to send from outside any actor (then
- * use sl_core_send()). The payload is copied.
+ * Send a message from the calling actor `self` (from outside any actor use
+ * sl_core_send()). The payload is copied.
  * Returns SL_OK, SL_ERR_NOACTOR (counted as a dead letter),
- * SL_ERR_MAILBOX_FULL, SL_ERR_MSG_TOO_BIG, SL_ERR_NOMEM, SL_ERR_INVAL.
+ * SL_ERR_MAILBOX_FULL, SL_ERR_MSG_TOO_BIG, SL_ERR_NOMEM, SL_ERR_INVAL (bad
+ * priority, or data NULL with len > 0), SL_ERR_NOT_ACTOR (self NULL).
  */
 SL_EXTERN int sl_send(sl_actor *self, sl_id to, uint32_t type, int prio,
                       const void *data, size_t len);
@@ -322,8 +330,9 @@ SL_EXTERN int sl_core_send(sl_core *core, sl_id to, uint32_t type, int prio,
  * Deliver a SL_KIND_SEND message (corr = timer id) to `to` after `delay_ms`
  * (send_after) or every `period_ms` (send_every; first after one period).
  * The timer belongs to the calling actor and is cancelled when it stops.
- * A delivery that fails (receiver gone or full) is counted, and a periodic
- * timer whose receiver is gone cancels itself.
+ * A delivery that fails is counted (receiver gone: a dead letter; mailbox
+ * full: the receiver's `rejected`), and a periodic timer whose receiver is
+ * gone cancels itself.
  * Returns SL_OK, SL_ERR_NOMEM, SL_ERR_INVAL, SL_ERR_MSG_TOO_BIG.
  */
 SL_EXTERN int sl_send_after(sl_actor *self, sl_id to, uint64_t delay_ms, uint32_t type,
@@ -340,16 +349,19 @@ SL_EXTERN int sl_timer_cancel(sl_actor *self, uint64_t timer_id);
  * Exactly one outcome reaches the asker as a message with corr = *ask_id:
  * REPLY, or CHUNK... then END, or FAIL with status TIMEOUT, NOACTOR (no such
  * actor), ACTOR_DOWN (it stopped before finishing), or an error the replier
- * sent with sl_reply_error(). Late replies are dropped and counted.
+ * sent with sl_reply_error(). The deadline covers the whole ask, streamed
+ * replies included; when it expires the replier also receives CANCEL. Late
+ * replies are dropped and counted (late_replies).
  * Returns SL_OK (ask sent), or the sl_send() errors (then no outcome follows).
  */
 SL_EXTERN int sl_ask(sl_actor *self, sl_id to, uint32_t type, int prio, const void *data,
                      size_t len, uint64_t timeout_ms, uint64_t *ask_id);
 
 /*
- * Cancel an ask in progress. No outcome message follows. The replier receives
- * an SL_KIND_CANCEL message (corr = ask id) and its further sl_reply*() calls
- * for it return SL_ERR_CANCELLED. Returns SL_OK or SL_ERR_NOTFOUND.
+ * Cancel an ask in progress. No message for it follows (chunks already queued
+ * are discarded). The replier receives an SL_KIND_CANCEL message (corr = ask
+ * id) and its further sl_reply*() calls for it return SL_ERR_CANCELLED.
+ * Returns SL_OK, or SL_ERR_NOTFOUND (unknown id, or the ask already ended).
  */
 SL_EXTERN int sl_ask_cancel(sl_actor *self, uint64_t ask_id);
 
@@ -359,7 +371,8 @@ SL_EXTERN int sl_ask_cancel(sl_actor *self, uint64_t ask_id);
  * payload may be empty); sl_reply_error() ends the ask with FAIL(status=err).
  * Final replies are never refused for a full mailbox (they were asked for);
  * chunks are subject to the asker's mailbox capacity.
- * Returns SL_OK, SL_ERR_CANCELLED (the asker cancelled or timed out),
+ * Returns SL_OK, SL_ERR_CANCELLED (the asker cancelled, timed out, or the ask
+ * already ended, e.g. a second final reply),
  * SL_ERR_NOACTOR (the asker is gone), SL_ERR_MAILBOX_FULL (chunk only),
  * SL_ERR_MSG_TOO_BIG, SL_ERR_NOMEM.
  */

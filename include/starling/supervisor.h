@@ -10,6 +10,9 @@
  * If more than `intensity` restarts happen within `period_ms`, the supervisor
  * stops all children and itself with reason SHUTDOWN; whoever links or
  * monitors it (typically its own supervisor) sees that.
+ * A group restart (one_for_all, rest_for_one) counts as one restart. Children
+ * that the supervisor stops are stopped synchronously, in reverse start
+ * order, before any replacement starts (so names are free again).
  * A supervisor is a child like any other: use sl_supervisor_behavior() with
  * the nested sl_sup_spec as the child's arg to build a tree.
  */
