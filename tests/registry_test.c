@@ -250,9 +250,7 @@ static void test_register_as_bad_name(void **state)
     o.register_as = "";
     sl_id id;
     int rc = slt_try_spawn(&e, &a, &o, &id);
-    /* sl_spawn documents SL_ERR_INVAL; the registry's own code is BAD_NAME. */
-    if (rc != SL_ERR_INVAL && rc != SL_ERR_BAD_NAME)
-        SLT_ERR(rc, SL_ERR_BAD_NAME);
+    SLT_ERR(rc, SL_ERR_BAD_NAME);
     assert_int_equal(sl_core_alive(e.core), 0);
     slt_env_close(&e);
 }
