@@ -7,6 +7,7 @@
 
 #include "starling/common.h"
 #include "starling/actor.h"
+#include "actors/mem.h"
 
 const char *sl_strerror(int err)
 {
@@ -60,3 +61,19 @@ static void *def_realloc(void *p, size_t n, void *ud) { (void)ud; return realloc
 static const sl_mem default_mem = {def_malloc, def_free, def_calloc, def_realloc, NULL};
 
 const sl_mem *sl_mem_default(void) { return &default_mem; }
+
+void sl__mem_resolve(const sl_mem *in, sl_mem *out)
+{
+    *out = default_mem;
+    if (!in)
+        return;
+    if (in->malloc)
+        out->malloc = in->malloc;
+    if (in->free)
+        out->free = in->free;
+    if (in->calloc)
+        out->calloc = in->calloc;
+    if (in->realloc)
+        out->realloc = in->realloc;
+    out->ud = in->ud;
+}

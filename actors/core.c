@@ -33,6 +33,7 @@
 
 #include "actors/core_int.h"
 #include "actors/inject.h"
+#include "actors/mem.h"
 
 #define NS_PER_MS 1000000ull
 
@@ -549,19 +550,8 @@ int sl_core_new(const sl_core_settings *settings, sl_core **out)
     }
     if (settings->batch == 0 || settings->mailbox_capacity == 0)
         return SL_ERR_INVAL;
-    sl_mem mem = *sl_mem_default();
-    if (settings->mem) {
-        const sl_mem *u = settings->mem;
-        if (u->malloc)
-            mem.malloc = u->malloc;
-        if (u->free)
-            mem.free = u->free;
-        if (u->calloc)
-            mem.calloc = u->calloc;
-        if (u->realloc)
-            mem.realloc = u->realloc;
-        mem.ud = u->ud;
-    }
+    sl_mem mem;
+    sl__mem_resolve(settings->mem, &mem);
     sl_core *c = mem.calloc(1, sizeof *c, mem.ud);
     if (!c)
         return SL_ERR_NOMEM;

@@ -20,8 +20,10 @@
 
 #include "starling/node.h"
 #include "actors/inject.h"
+#include "actors/mem.h"
 
 struct sl_node {
+    sl_mem mem; /* the allocator of the settings (or the C library's) */
     sl_core *core;
     uv_loop_t *loop;
     uv_loop_t own_loop;
@@ -91,15 +93,18 @@ int sl_node_new(const sl_node_settings *settings, sl_node **out)
         sl_node_settings_default(&def);
         settings = &def;
     }
-    sl_node *n = calloc(1, sizeof *n);
+    sl_mem mem;
+    sl__mem_resolve(settings->core.mem, &mem);
+    sl_node *n = mem.calloc(1, sizeof *n, mem.ud);
     if (!n)
         return SL_ERR_NOMEM;
+    n->mem = mem;
     n->slice = settings->slice ? settings->slice : 8192;
     if (settings->loop) {
         n->loop = settings->loop;
     } else {
         if (uv_loop_init(&n->own_loop) != 0) {
-            free(n);
+            mem.free(n, mem.ud);
             return SL_ERR_IO;
         }
         n->loop = &n->own_loop;
@@ -115,7 +120,7 @@ int sl_node_new(const sl_node_settings *settings, sl_node **out)
     if (rc) {
         if (n->owns_loop)
             uv_loop_close(&n->own_loop);
-        free(n);
+        mem.free(n, mem.ud);
         return rc;
     }
     uv_idle_init(n->loop, &n->idle);
@@ -241,7 +246,8 @@ void sl_node_del(sl_node *n)
         uv_run(n->loop, UV_RUN_NOWAIT);
         uv_loop_close(&n->own_loop);
     }
-    free(n);
+    sl_mem mem = n->mem;
+    mem.free(n, mem.ud);
 }
 
 /* ----------------------------------------------------------- offload */
@@ -279,8 +285,8 @@ static void after_work_cb(uv_work_t *req, int status)
     /* A full mailbox or a stopped actor loses the result; both are counted
      * by the core (rejected / dead letter). */
     (void)sl__core_inject(n->core, &m);
-    free(j->out);
-    free(j);
+    free(j->out); /* allocated by the work function with malloc(), as documented */
+    n->mem.free(j, n->mem.ud);
     start_idle(n);
 }
 
@@ -296,7 +302,7 @@ int sl_offload(sl_actor *self, sl_work_fn fn, void *arg, void (*release)(void *a
         return SL_ERR_NOT_ACTOR;
     if (n->stopping)
         return SL_ERR_STOPPED;
-    job *j = calloc(1, sizeof *j);
+    job *j = n->mem.calloc(1, sizeof *j, n->mem.ud);
     if (!j)
         return SL_ERR_NOMEM;
     j->req.data = j;
@@ -308,7 +314,7 @@ int sl_offload(sl_actor *self, sl_work_fn fn, void *arg, void (*release)(void *a
     j->type = type;
     j->id = ++n->next_job;
     if (uv_queue_work(n->loop, &j->req, work_cb, after_work_cb) != 0) {
-        free(j);
+        n->mem.free(j, n->mem.ud);
         return SL_ERR_NOMEM;
     }
     n->jobs++;

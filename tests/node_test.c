@@ -16,6 +16,19 @@
 #include <cmocka.h>
 
 #include "starling/node.h"
+#include "sl_test.h"
+
+/* A node whose core and node allocations go through a counting allocator. */
+static sl_node *counted_node(slt_mem *mem)
+{
+    slt_mem_init(mem);
+    sl_node_settings ns;
+    sl_node_settings_default(&ns);
+    ns.core.mem = &mem->hooks;
+    sl_node *n = NULL;
+    assert_int_equal(sl_node_new(&ns, &n), SL_OK);
+    return n;
+}
 
 enum { T_TICK = 1, T_WORK_DONE = 2, T_GO = 3, T_ASK = 4 };
 
@@ -139,8 +152,8 @@ static int off_msg(sl_actor *self, const sl_msg *m)
 
 static void test_offload_result_message(void **st)
 {
-    sl_node *n;
-    assert_int_equal(sl_node_new(NULL, &n), SL_OK);
+    slt_mem mem;
+    sl_node *n = counted_node(&mem);
     probe p = {.node = n};
     sl_behavior b = {.on_start = off_start, .on_message = off_msg};
     assert_int_equal(sl_spawn(sl_node_core(n), &b, &p, NULL, NULL), SL_OK);
@@ -151,6 +164,7 @@ static void test_offload_result_message(void **st)
     assert_string_equal(p.result, "done");
     assert_false(pthread_equal(p.loop_thread, p.work_thread));
     sl_node_del(n);
+    assert_int_equal(mem.live, 0);
 }
 
 /* The actor stops before its job returns: the result is a dead letter. */
@@ -246,8 +260,8 @@ static void on_stopped(sl_node *n, void *ud) { *(int *)ud = 1; }
 
 static void test_stop_many_actors(void **st)
 {
-    sl_node *n;
-    assert_int_equal(sl_node_new(NULL, &n), SL_OK);
+    slt_mem mem;
+    sl_node *n = counted_node(&mem);
     sl_behavior b = {.on_stop = counting_stop};
     count_stop_calls = 0;
     for (int i = 0; i < 1000; i++)
@@ -259,6 +273,7 @@ static void test_stop_many_actors(void **st)
     assert_int_equal(count_stop_calls, 1000);
     assert_int_equal(sl_spawn(sl_node_core(n), &b, NULL, NULL, NULL), SL_ERR_STOPPED);
     sl_node_del(n);
+    assert_int_equal(mem.live, 0);
 }
 
 /* A node that never ran can be deleted; its actors get on_stop. */
@@ -338,8 +353,8 @@ static int many_jobs_msg(sl_actor *self, const sl_msg *m)
 
 static void test_stop_cancels_queued_jobs(void **st)
 {
-    sl_node *n;
-    assert_int_equal(sl_node_new(NULL, &n), SL_OK);
+    slt_mem mem;
+    sl_node *n = counted_node(&mem);
     jobs_ran = jobs_released = jobs_cancelled = 0;
     sl_behavior b = {.on_start = many_jobs_start, .on_message = many_jobs_msg};
     assert_int_equal(sl_spawn(sl_node_core(n), &b, NULL, NULL, NULL), SL_OK);
@@ -350,6 +365,7 @@ static void test_stop_cancels_queued_jobs(void **st)
     assert_true(jobs_ran <= 4);
     assert_int_equal(jobs_released, 12);
     sl_node_del(n);
+    assert_int_equal(mem.live, 0);
 }
 
 int main(void)
