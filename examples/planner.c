@@ -26,7 +26,11 @@
  * writer receives SL_KIND_CANCEL and stops. The planner waits a few more
  * token periods to show that nothing else arrives, then stops the node.
  *
- * The agents share nothing and talk only through messages. The `story`
+ * The agents share nothing and talk only through messages. Payloads are
+ * msgpack, packed with sl_pack and read with sl_unpack() and its typed
+ * getters (<starling/pack.h>), which validate the untrusted bytes before
+ * msgpack-c parses them. The corrupted task 7 is well-formed msgpack (its
+ * text is nil), so it is the worker's type check that fails. The `story`
  * scoreboard below is the demo's referee: the agents record what they saw in
  * it, and main() checks at the end that the story happened as told, so the
  * program doubles as an integration test (exit status 0 or 1). `--quiet`
@@ -39,8 +43,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <msgpack.h>
 #include <starling/node.h>
+#include <starling/pack.h>
 #include <starling/supervisor.h>
 
 /* ------------------------------------------------------------ the script */
@@ -136,90 +140,66 @@ static const char *idstr(sl_id id, char buf[SL_ID_STRLEN])
 
 /* ------------------------------------------------------ msgpack helpers */
 
-/* A msgpack writer: an sbuffer and a packer that appends to it. */
-typedef struct writer_buf {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-} writer_buf;
-
-static void out_init(writer_buf *o, uint32_t map_size)
+/*
+ * Writing: an sl_pack (<starling/pack.h>) is a growable buffer with a
+ * msgpack_packer, so msgpack_pack_*(&p->pk, ...) works on it too. Its errors
+ * are sticky: pack the whole message, then check sl_pack_error() once.
+ * `map_size` > 0 starts the payload with a map header of that many pairs.
+ */
+static void out_init(sl_pack *p, uint32_t map_size)
 {
-    msgpack_sbuffer_init(&o->sb);
-    msgpack_packer_init(&o->pk, &o->sb, msgpack_sbuffer_write);
+    sl_pack_init(p, NULL);
     if (map_size)
-        msgpack_pack_map(&o->pk, map_size);
+        msgpack_pack_map(&p->pk, map_size);
 }
 
-static void out_key(writer_buf *o, const char *k)
+static void out_int(sl_pack *p, const char *k, int64_t v)
 {
-    msgpack_pack_str_with_body(&o->pk, k, strlen(k));
+    sl_pack_str(p, k);
+    msgpack_pack_int64(&p->pk, v);
 }
 
-static void out_int(writer_buf *o, const char *k, int64_t v)
+static void out_str(sl_pack *p, const char *k, const char *v)
 {
-    out_key(o, k);
-    msgpack_pack_int64(&o->pk, v);
+    sl_pack_str(p, k);
+    sl_pack_str(p, v);
 }
 
-static void out_str(writer_buf *o, const char *k, const char *v, size_t n)
+/*
+ * Reading: payloads are untrusted bytes, so sl_unpack() validates them with
+ * sl_msgpack_check() before msgpack-c parses them, and the typed getters check
+ * each field. Returns SL_OK if the payload is one msgpack value of type
+ * `want`, SL_ERR_NOTFOUND if there is no payload (length 0), the validator's
+ * error if the bytes are not one well-formed value, or SL_ERR_DECODE_TYPE.
+ * *u is initialised whatever the result: always sl_unpacked_fini() it.
+ */
+static int in_open(sl_unpacked *u, const sl_msg *m, msgpack_object_type want)
 {
-    if (k)
-        out_key(o, k);
-    msgpack_pack_str_with_body(&o->pk, v, n);
+    int rc = sl_unpack(m->data, m->len, NULL, u);
+    if (m->len == 0)
+        return SL_ERR_NOTFOUND;
+    if (rc == SL_OK && u->root.type != want)
+        rc = SL_ERR_DECODE_TYPE;
+    return rc;
 }
 
-/* A decoded payload. */
-typedef struct reader {
-    msgpack_unpacked u;
-} reader;
-
-/* Decode a payload; true if it is one msgpack value of the wanted type. */
-static bool in_open(reader *r, const sl_msg *m, msgpack_object_type want)
+/* The integer under `key` in the top-level map, or -1 if absent or not one. */
+static int64_t in_int(const sl_unpacked *u, const char *key)
 {
-    msgpack_unpacked_init(&r->u);
-    return m->len &&
-           msgpack_unpack_next(&r->u, (const char *)m->data, m->len, NULL) ==
-               MSGPACK_UNPACK_SUCCESS &&
-           r->u.data.type == want;
+    const msgpack_object *v;
+    int64_t n;
+    if (sl_msgpack_map_get(&u->root, key, &v) != SL_OK || sl_msgpack_get_int64(v, &n) != SL_OK)
+        return -1;
+    return n;
 }
 
-static void in_close(reader *r)
+/* Copy the string under `key` into buf (NUL-terminated); false, and buf
+ * untouched, if it is absent, not a string, or does not fit. */
+static bool in_str(const sl_unpacked *u, const char *key, char *buf, size_t size)
 {
-    msgpack_unpacked_destroy(&r->u);
-}
-
-/* The value under `key` in the top-level map, or NULL. */
-static const msgpack_object *in_get(const reader *r, const char *key)
-{
-    const msgpack_object_map *map = &r->u.data.via.map;
-    size_t n = strlen(key);
-    for (uint32_t i = 0; i < map->size; i++) {
-        const msgpack_object *k = &map->ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-            memcmp(k->via.str.ptr, key, n) == 0)
-            return &map->ptr[i].val;
-    }
-    return NULL;
-}
-
-static int64_t in_int(const reader *r, const char *key)
-{
-    const msgpack_object *v = in_get(r, key);
-    if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return (int64_t)v->via.u64;
-    if (v && v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-        return v->via.i64;
-    return -1;
-}
-
-/* Copy the string under `key` into buf (NUL-terminated); false if absent. */
-static bool in_str(const reader *r, const char *key, char *buf, size_t size)
-{
-    const msgpack_object *v = in_get(r, key);
-    if (!v || v->type != MSGPACK_OBJECT_STR)
-        return false;
-    snprintf(buf, size, "%.*s", (int)v->via.str.size, v->via.str.ptr);
-    return true;
+    const msgpack_object *v;
+    return sl_msgpack_map_get(&u->root, key, &v) == SL_OK &&
+           sl_msgpack_copy_str(v, buf, size) == SL_OK;
 }
 
 /* ---------------------------------------------- the documents and the work */
@@ -299,22 +279,22 @@ static void analyze(const char *text, size_t len, analysis *a)
 }
 
 /* Pack a result; `model_ms` >= 0 adds how long the large model took. The
- * caller destroys the buffer. */
-static void pack_result(writer_buf *o, int task, const char *worker, const analysis *a,
+ * caller checks sl_pack_error() and calls sl_pack_fini(). */
+static void pack_result(sl_pack *p, int task, const char *worker, const analysis *a,
                         double model_ms)
 {
-    out_init(o, model_ms >= 0 ? 8 : 7);
-    out_int(o, "task", task);
-    out_str(o, "worker", worker, strlen(worker));
-    out_int(o, "words", a->words);
-    out_int(o, "distinct", a->distinct);
-    out_str(o, "top", a->top, strlen(a->top));
-    out_int(o, "top_n", a->top_n);
-    out_key(o, "hash");
-    msgpack_pack_uint64(&o->pk, a->hash);
+    out_init(p, model_ms >= 0 ? 8 : 7);
+    out_int(p, "task", task);
+    out_str(p, "worker", worker);
+    out_int(p, "words", a->words);
+    out_int(p, "distinct", a->distinct);
+    out_str(p, "top", a->top);
+    out_int(p, "top_n", a->top_n);
+    sl_pack_str(p, "hash");
+    msgpack_pack_uint64(&p->pk, a->hash);
     if (model_ms >= 0) {
-        out_key(o, "model_ms");
-        msgpack_pack_double(&o->pk, model_ms);
+        sl_pack_str(p, "model_ms");
+        msgpack_pack_double(&p->pk, model_ms);
     }
 }
 
@@ -325,8 +305,9 @@ typedef struct worker_cfg {
     const char *name;
 } worker_cfg;
 
-/* Input of the slow model call. The job owns it and frees it on the pool
- * thread: the worker may be gone by the time the call returns. */
+/* Input of the slow model call. The job owns it (the node frees it with the
+ * `release` given to sl_offload() once the call is over), never the worker:
+ * the worker may be gone by the time the call returns. */
 typedef struct model_job {
     int task;
     char worker[16];
@@ -354,11 +335,21 @@ static int model_call(void *arg, uint8_t **out, size_t *out_len)
     analysis a;
     uv_sleep(MODEL_CALL_MS); /* the network round trip to a big model */
     analyze(j->text, j->len, &a);
-    writer_buf o;
-    pack_result(&o, j->task, j->worker, &a, (double)(uv_hrtime() - j->started) / 1e6);
-    *out_len = o.sb.size;
-    *out = (uint8_t *)msgpack_sbuffer_release(&o.sb); /* malloc()ed: the node frees it */
-    return SL_OK;                                     /* the status of the result message */
+    sl_pack p;
+    pack_result(&p, j->task, j->worker, &a, (double)(uv_hrtime() - j->started) / 1e6);
+    /* The node frees *out with free(), so it gets a malloc()ed copy of the
+     * bytes; the sl_pack keeps (and frees) its own buffer. */
+    int rc = sl_pack_error(&p);
+    *out = NULL;
+    *out_len = 0;
+    if (rc == SL_OK && !(*out = malloc(sl_pack_len(&p))))
+        rc = SL_ERR_NOMEM;
+    if (rc == SL_OK) {
+        memcpy(*out, sl_pack_data(&p), sl_pack_len(&p));
+        *out_len = sl_pack_len(&p);
+    }
+    sl_pack_fini(&p);
+    return rc; /* the status of the result message */
 }
 
 static int worker_start(sl_actor *self, void *arg)
@@ -371,41 +362,49 @@ static int worker_start(sl_actor *self, void *arg)
 /* A task: analyze now, or offload the long document to the "large model". */
 static int worker_task(sl_actor *self, worker *w, const sl_msg *m)
 {
-    reader r;
+    sl_unpacked u; /* the text points into m->data, valid for this turn */
+    const msgpack_object *v;
+    const char *text = NULL;
+    size_t text_len = 0;
     char cause[64] = "";
-    int rc = 0;
-    if (!in_open(&r, m, MSGPACK_OBJECT_MAP)) {
+    int task = -1;
+    int rc = in_open(&u, m, MSGPACK_OBJECT_MAP);
+    if (rc == SL_ERR_NOTFOUND || rc == SL_ERR_DECODE_TYPE) {
         rc = SL_ERR_DECODE_TYPE;
-        snprintf(cause, sizeof cause, "payload is not a map");
-    }
-    const msgpack_object *text = rc ? NULL : in_get(&r, "text");
-    int task = rc ? -1 : (int)in_int(&r, "task");
-    if (!rc && (!text || text->type != MSGPACK_OBJECT_STR)) {
-        /* Let it crash: the supervisor gives us a clean slate. */
-        rc = SL_ERR_DECODE_TYPE;
-        snprintf(cause, sizeof cause, "\"text\" is not a string");
+        snprintf(cause, sizeof cause, "%s", m->len ? "payload is not a map" : "no payload");
+    } else if (rc) {
+        snprintf(cause, sizeof cause, "payload fails validation"); /* rc says how */
+    } else {
+        task = (int)in_int(&u, "task");
+        if (sl_msgpack_map_get(&u.root, "text", &v) != SL_OK ||
+            sl_msgpack_get_str(v, &text, &text_len) != SL_OK) {
+            /* Let it crash: the supervisor gives us a clean slate. */
+            rc = SL_ERR_DECODE_TYPE;
+            snprintf(cause, sizeof cause, "\"text\" is not a string");
+        }
     }
     if (rc) {
         say("%s: task %d is corrupt (%s): on_message returns %s -> the worker crashes",
             w->cfg->name, task, cause, sl_err_name(rc));
-        in_close(&r);
+        sl_unpacked_fini(&u);
         return rc;
     }
     if (task == SLOW_TASK) {
         size_t slot;
         for (slot = 0; slot < PENDING_MAX && w->pending[slot].job; slot++)
             ;
-        model_job *j = slot < PENDING_MAX ? malloc(sizeof *j + text->via.str.size) : NULL;
+        model_job *j = slot < PENDING_MAX ? malloc(sizeof *j + text_len) : NULL;
         if (!j) {
-            in_close(&r);
+            sl_unpacked_fini(&u);
             (void)sl_reply_error(self, sl_req_of(m), SL_ERR_AGAIN); /* busy: the planner retries */
             return 0;
         }
         j->task = task;
         snprintf(j->worker, sizeof j->worker, "%s", w->cfg->name);
         j->started = uv_hrtime();
-        size_t len = j->len = text->via.str.size;
-        memcpy(j->text, text->via.str.ptr, len);
+        j->len = text_len;
+        memcpy(j->text, text, text_len);
+        sl_unpacked_fini(&u);
         uint64_t job;
         /* From here on the node owns j and frees it (release = free). */
         rc = sl_offload(self, model_call, j, free, MSG_MODEL, &job);
@@ -418,20 +417,22 @@ static int worker_task(sl_actor *self, worker *w, const sl_msg *m)
             w->pending[slot].task = task;
             say("%s: task %d is long (%zu bytes) and needs the large model: offloaded to the "
                 "threadpool (job %" PRIu64 "); the worker keeps serving its mailbox",
-                w->cfg->name, task, len, job);
+                w->cfg->name, task, text_len, job);
         }
-        in_close(&r);
         return 0;
     }
     analysis a;
-    analyze(text->via.str.ptr, text->via.str.size, &a);
-    in_close(&r);
-    writer_buf o;
-    pack_result(&o, task, w->cfg->name, &a, -1);
+    analyze(text, text_len, &a);
+    sl_unpacked_fini(&u);
+    sl_pack p;
+    pack_result(&p, task, w->cfg->name, &a, -1);
     /* A reply can only fail here if the planner cancelled or is gone; the
      * planner then no longer wants it, so there is nothing to do. */
-    (void)sl_reply(self, sl_req_of(m), MSG_RESULT, o.sb.data, o.sb.size);
-    msgpack_sbuffer_destroy(&o.sb);
+    if (sl_pack_error(&p) != SL_OK)
+        (void)sl_reply_error(self, sl_req_of(m), SL_ERR_NOMEM);
+    else
+        (void)sl_reply(self, sl_req_of(m), MSG_RESULT, sl_pack_data(&p), sl_pack_len(&p));
+    sl_pack_fini(&p);
     return 0;
 }
 
@@ -445,15 +446,15 @@ static int worker_message(sl_actor *self, const sl_msg *m)
         for (size_t i = 0; i < PENDING_MAX; i++) {
             if (w->pending[i].job != m->corr)
                 continue;
-            reader r;
+            sl_unpacked u;
+            const msgpack_object *ms;
             w->pending[i].job = 0;
             story.model_calls++;
-            if (in_open(&r, m, MSGPACK_OBJECT_MAP)) {
-                const msgpack_object *ms = in_get(&r, "model_ms");
-                if (ms && ms->type == MSGPACK_OBJECT_FLOAT64)
-                    story.model_ms = ms->via.f64;
-            }
-            in_close(&r);
+            /* No payload if the call failed (m->status says why). */
+            if (in_open(&u, m, MSGPACK_OBJECT_MAP) == SL_OK &&
+                sl_msgpack_map_get(&u.root, "model_ms", &ms) == SL_OK)
+                (void)sl_msgpack_get_double(ms, &story.model_ms);
+            sl_unpacked_fini(&u);
             say("%s: the large model answered task %d after %.1f ms (threadpool job %" PRIu64
                 "); replying to the ask it kept",
                 w->cfg->name, w->pending[i].task, story.model_ms, m->corr);
@@ -498,26 +499,27 @@ typedef struct writer {
 
 static int writer_start_stream(sl_actor *self, writer *wr, const sl_msg *m)
 {
-    reader r;
+    sl_unpacked u;
     char top[24] = "?";
     if (wr->streaming) { /* one report at a time */
         (void)sl_reply_error(self, sl_req_of(m), SL_ERR_AGAIN);
         return 0;
     }
-    if (!in_open(&r, m, MSGPACK_OBJECT_MAP)) {
-        in_close(&r);
-        (void)sl_reply_error(self, sl_req_of(m), SL_ERR_DECODE_TYPE);
+    int rc = in_open(&u, m, MSGPACK_OBJECT_MAP);
+    if (rc) {
+        sl_unpacked_fini(&u);
+        (void)sl_reply_error(self, sl_req_of(m), rc == SL_ERR_NOTFOUND ? SL_ERR_DECODE_TYPE : rc);
         return 0;
     }
-    in_str(&r, "top", top, sizeof top);
+    in_str(&u, "top", top, sizeof top);
     snprintf(wr->text, sizeof wr->text,
              "Headline: %" PRId64 " documents, %" PRId64 " words, one theme: \"%s\". "
              "%" PRId64 " tasks were re-dispatched after a worker crashed and none was lost. "
              "Task %" PRId64 " went to the large model on the threadpool while its worker kept "
              "serving. Every other task finished on a small model well within its deadline.",
-             in_int(&r, "docs"), in_int(&r, "words"), top, in_int(&r, "retried"),
-             in_int(&r, "slow"));
-    in_close(&r);
+             in_int(&u, "docs"), in_int(&u, "words"), top, in_int(&u, "retried"),
+             in_int(&u, "slow"));
+    sl_unpacked_fini(&u);
     wr->ntok = 0;
     wr->next = 0;
     for (char *p = wr->text; *p && wr->ntok < TOKENS_MAX;) {
@@ -542,14 +544,21 @@ static int writer_tick(sl_actor *self, writer *wr)
 {
     if (!wr->streaming)
         return 0;
-    const char *t = wr->text + wr->tok[wr->next];
-    writer_buf o;
-    out_init(&o, 0);
-    out_str(&o, NULL, t, strlen(t));
+    sl_pack p;
+    out_init(&p, 0);
+    sl_pack_str(&p, wr->text + wr->tok[wr->next]); /* the token, a msgpack str */
+    if (sl_pack_error(&p) != SL_OK) {
+        /* Out of memory: end the ask with FAIL rather than leave the planner waiting. */
+        sl_pack_fini(&p);
+        say("writer: could not pack token %d; ending the stream with SL_ERR_NOMEM", wr->next + 1);
+        (void)sl_reply_error(self, wr->req, SL_ERR_NOMEM);
+        wr->streaming = false;
+        return 0;
+    }
     bool last = wr->next + 1 == wr->ntok;
-    int rc = last ? sl_reply_end(self, wr->req, MSG_TOKEN, o.sb.data, o.sb.size)
-                  : sl_reply_chunk(self, wr->req, MSG_TOKEN, o.sb.data, o.sb.size);
-    msgpack_sbuffer_destroy(&o.sb);
+    int rc = last ? sl_reply_end(self, wr->req, MSG_TOKEN, sl_pack_data(&p), sl_pack_len(&p))
+                  : sl_reply_chunk(self, wr->req, MSG_TOKEN, sl_pack_data(&p), sl_pack_len(&p));
+    sl_pack_fini(&p);
     if (rc == SL_ERR_MAILBOX_FULL) /* the planner is slow: try again next turn */
         return sl_send_after(self, sl_self(self), TOKEN_EVERY_MS, MSG_TICK, SL_PRIO_NORMAL, NULL, 0,
                              &wr->timer);
@@ -633,17 +642,19 @@ static int dispatch(sl_actor *self, planner *p, int i, const char *wname, int pr
     if (rc)
         return rc;
     bool poison = i == POISONED_TASK && p->t[i].tries == 0;
-    const char *doc = p->docs[i];
-    writer_buf o;
+    sl_pack o;
     out_init(&o, 2);
     out_int(&o, "task", i);
-    out_key(&o, "text");
+    sl_pack_str(&o, "text");
     if (poison)
         msgpack_pack_nil(&o.pk); /* the fault injection: the text got lost */
     else
-        msgpack_pack_str_with_body(&o.pk, doc, strlen(doc));
-    rc = sl_ask(self, to, MSG_TASK, prio, o.sb.data, o.sb.size, TASK_DEADLINE_MS, &p->t[i].ask);
-    msgpack_sbuffer_destroy(&o.sb);
+        sl_pack_str(&o, p->docs[i]);
+    rc = sl_pack_error(&o);
+    if (rc == SL_OK)
+        rc = sl_ask(self, to, MSG_TASK, prio, sl_pack_data(&o), sl_pack_len(&o), TASK_DEADLINE_MS,
+                    &p->t[i].ask);
+    sl_pack_fini(&o);
     if (rc)
         return rc;
     snprintf(p->t[i].worker, sizeof p->t[i].worker, "%s", wname);
@@ -710,16 +721,18 @@ static int planner_report(sl_actor *self, planner *p)
     int rc = sl_whereis(sl_actor_core(self), "writer", &writer_id);
     if (rc)
         return rc;
-    writer_buf o;
+    sl_pack o;
     out_init(&o, 5);
     out_int(&o, "docs", N_TASKS);
     out_int(&o, "words", words);
-    out_str(&o, "top", theme, strlen(theme));
+    out_str(&o, "top", theme);
     out_int(&o, "retried", retried);
     out_int(&o, "slow", SLOW_TASK);
-    rc = sl_ask(self, writer_id, MSG_WRITE, SL_PRIO_NORMAL, o.sb.data, o.sb.size,
-                STREAM_DEADLINE_MS, &p->stream);
-    msgpack_sbuffer_destroy(&o.sb);
+    rc = sl_pack_error(&o);
+    if (rc == SL_OK)
+        rc = sl_ask(self, writer_id, MSG_WRITE, SL_PRIO_NORMAL, sl_pack_data(&o), sl_pack_len(&o),
+                    STREAM_DEADLINE_MS, &p->stream);
+    sl_pack_fini(&o);
     if (rc == SL_OK)
         say("planner -> writer: write the report (%" PRId64 " words, theme \"%s\"), streamed, "
             "deadline %d ms",
@@ -730,22 +743,25 @@ static int planner_report(sl_actor *self, planner *p)
 static int planner_result(sl_actor *self, planner *p, const sl_msg *m)
 {
     int i = task_of(p, m->corr);
-    reader r;
+    sl_unpacked u;
     if (!i)
         return 0;
     p->t[i].ask = 0;
-    if (!in_open(&r, m, MSGPACK_OBJECT_MAP) || in_int(&r, "task") != i) {
-        in_close(&r);
+    if (in_open(&u, m, MSGPACK_OBJECT_MAP) != SL_OK || in_int(&u, "task") != i) {
+        sl_unpacked_fini(&u);
         return SL_ERR_DECODE_TYPE; /* a worker answered nonsense: a bug, crash loudly */
     }
     p->t[i].done = true;
-    p->t[i].words = (uint32_t)in_int(&r, "words");
-    in_str(&r, "top", p->t[i].top, sizeof p->t[i].top);
-    const msgpack_object *h = in_get(&r, "hash");
+    p->t[i].words = (uint32_t)in_int(&u, "words");
+    in_str(&u, "top", p->t[i].top, sizeof p->t[i].top);
+    const msgpack_object *h;
+    uint64_t hash = 0;
+    if (sl_msgpack_map_get(&u.root, "hash", &h) == SL_OK)
+        (void)sl_msgpack_get_uint64(h, &hash);
     say("planner <- %s: task %d (%s): %u words, top \"%s\" x%" PRId64 ", fnv-1a %016" PRIx64,
-        p->t[i].worker, i, sl_prio_name(m->prio), p->t[i].words, p->t[i].top, in_int(&r, "top_n"),
-        h && h->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? h->via.u64 : 0);
-    in_close(&r);
+        p->t[i].worker, i, sl_prio_name(m->prio), p->t[i].words, p->t[i].top, in_int(&u, "top_n"),
+        hash);
+    sl_unpacked_fini(&u);
     story.done[i]++;
     if (++p->ndone == N_TASKS) {
         say("planner: all %d results are in", N_TASKS);
@@ -789,15 +805,17 @@ static int planner_failed(sl_actor *self, planner *p, const sl_msg *m)
 
 static int planner_chunk(sl_actor *self, planner *p, const sl_msg *m)
 {
-    reader r;
+    sl_unpacked u;
     char tok[64] = "";
     if (!p->stream || m->corr != p->stream) {
         story.stray_chunks++; /* already in flight when we cancelled */
         return 0;
     }
-    if (in_open(&r, m, MSGPACK_OBJECT_STR))
-        snprintf(tok, sizeof tok, "%.*s", (int)r.u.data.via.str.size, r.u.data.via.str.ptr);
-    in_close(&r);
+    /* A token is one msgpack str; anything else (no payload, bytes that fail
+     * validation, a str that does not fit in tok) counts as "". */
+    if (in_open(&u, m, MSGPACK_OBJECT_STR) == SL_OK)
+        (void)sl_msgpack_copy_str(&u.root, tok, sizeof tok);
+    sl_unpacked_fini(&u);
     size_t hl = strlen(p->headline);
     snprintf(p->headline + hl, sizeof p->headline - hl, "%s%s", hl ? " " : "", tok);
     if (m->kind == SL_KIND_END) {
