@@ -1,0 +1,291 @@
+/*
+ * starling/transport.h: moving bytes between nodes.
+ *
+ * A transport is an endpoint that listens and connects; a connection carries
+ * streams (bidirectional or unidirectional, each with a priority class) and
+ * unreliable datagrams. The interface is an ops table (sl_transport_ops) so
+ * that the native QUIC implementation (transport/quic/, ngtcp2 + GnuTLS on a
+ * libuv UDP socket) and the browser's WebTransport implementation (wasm/)
+ * are interchangeable under the runtime.
+ *
+ * Flow control is the consumer's: received bytes are handed to on_stream_data
+ * and QUIC credit is returned to the peer only when the consumer calls
+ * sl_stream_consume(). A consumer that stops consuming stops the peer.
+ *
+ * Writes are buffered by the transport (the data is copied); sl_stream_write
+ * reports how many bytes are buffered so the caller can apply backpressure,
+ * and on_stream_writable fires when the buffer drains below the low-water
+ * mark. Ownership: every write/datagram call copies its input.
+ *
+ * Handles: sl_conn and sl_stream pointers stay valid until their
+ * on_conn_closed / on_stream_closed callback has returned.
+ *
+ * One thread: all calls on the loop's thread.
+ */
+#ifndef STARLING_TRANSPORT_H
+#define STARLING_TRANSPORT_H
+
+#include <uv.h>
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sl_transport sl_transport;
+typedef struct sl_conn sl_conn;
+typedef struct sl_stream sl_stream;
+
+/* Our own ALPN for node-to-node connections. */
+#define SL_ALPN "starling/1"
+
+/* ----------------------------------------------------------------- TLS */
+
+/* How a client checks the server's certificate (and a server a client's). */
+typedef enum sl_verify {
+    SL_VERIFY_CA = 0,       /* chain to ca_file (default; the cluster CA) */
+    SL_VERIFY_PIN_CERT = 1, /* SHA-256 of the leaf certificate's DER equals pin */
+    SL_VERIFY_PIN_SPKI = 2, /* SHA-256 of the leaf's SubjectPublicKeyInfo equals pin */
+    /* No verification at all. Development only: a man in the middle can
+     * read and change everything. The name is meant to be noticed. */
+    SL_VERIFY_NONE_INSECURE_DEV_ONLY = 3
+} sl_verify;
+
+typedef struct sl_tls_settings {
+    /* This endpoint's certificate chain and key (PEM). If both are NULL a
+     * development certificate is generated: ECDSA P-256, X.509 v3, valid 14
+     * days, its SHA-256 available from sl_transport_cert_sha256(). */
+    const char *cert_file;
+    const char *key_file;
+    const char *ca_file;   /* trust anchor for SL_VERIFY_CA */
+    uint8_t verify;        /* sl_verify, for the peer's certificate */
+    uint8_t pin[32];       /* SHA-256 for the PIN modes */
+    bool require_client_cert; /* server: mutual TLS (client must present a verified cert) */
+    const char *server_name;  /* client: SNI and name check; NULL = none (node ids are keys) */
+} sl_tls_settings;
+
+/* ----------------------------------------------------------- callbacks */
+
+/* Why a connection closed, in on_conn_closed. */
+typedef struct sl_close_info {
+    int err;            /* SL_OK for an application close, else an sl_err (SL_ERR_TLS, ...) */
+    bool by_peer;       /* the peer closed (or we timed out: false) */
+    bool app;           /* app_code is an application code */
+    uint64_t code;      /* QUIC transport or application error code */
+    const char *reason; /* NUL-terminated, possibly empty; valid during the callback */
+} sl_close_info;
+
+/*
+ * Transport events. Any field may be NULL. Every callback receives the
+ * transport's user pointer `ud` (settings.ud).
+ */
+typedef struct sl_transport_callbacks {
+    /* A connection finished its handshake (inbound or outbound). */
+    void (*on_conn_ready)(sl_conn *c, void *ud);
+    /* A connection closed, or failed to establish. The handle dies after. */
+    void (*on_conn_closed)(sl_conn *c, const sl_close_info *why, void *ud);
+    /* The peer opened a stream (first data or a reset may follow). */
+    void (*on_stream_open)(sl_stream *s, void *ud);
+    /*
+     * Bytes arrived on a stream, in order. Call sl_stream_consume() for
+     * the bytes taken (now or later) to return credit to the peer.
+     * `fin` is true when this is the end of the stream.
+     */
+    void (*on_stream_data)(sl_stream *s, const uint8_t *data, size_t len, bool fin, void *ud);
+    /* The write buffer of a stream drained below its low-water mark. */
+    void (*on_stream_writable)(sl_stream *s, void *ud);
+    /* The peer reset its sending side (RESET_STREAM) with `code`. */
+    void (*on_stream_reset)(sl_stream *s, uint64_t code, void *ud);
+    /* The peer asked us to stop sending (STOP_SENDING) with `code`. */
+    void (*on_stream_stop_sending)(sl_stream *s, uint64_t code, void *ud);
+    /* A stream is fully closed; its handle dies after this returns. */
+    void (*on_stream_closed)(sl_stream *s, void *ud);
+    /* A datagram arrived. */
+    void (*on_datagram)(sl_conn *c, const uint8_t *data, size_t len, void *ud);
+} sl_transport_callbacks;
+
+/* ------------------------------------------------------------ settings */
+
+typedef struct sl_transport_settings {
+    uv_loop_t *loop;                /* required */
+    const sl_mem *mem;              /* NULL = C library */
+    sl_transport_callbacks cb;
+    void *ud;
+    sl_tls_settings tls;
+    const char *alpn;               /* NULL = SL_ALPN */
+    uint64_t idle_timeout_ms;       /* default 30000 */
+    uint64_t keepalive_ms;          /* PING when idle this long; default 10000; 0 = off */
+    uint64_t handshake_timeout_ms;  /* default 10000 */
+    uint32_t max_streams_bidi;      /* concurrent peer-opened bidi streams (default 1024) */
+    uint32_t max_streams_uni;       /* concurrent peer-opened uni streams (default 1024) */
+    uint32_t stream_window;         /* initial per-stream receive window (default 1 MiB) */
+    uint32_t conn_window;           /* initial connection receive window (default 16 MiB) */
+    size_t max_stream_buffer;       /* bytes buffered for sending per stream before
+                                       sl_stream_write refuses with SL_ERR_AGAIN (default 8 MiB) */
+    size_t max_conn_buffer;         /* same, per connection (default 64 MiB) */
+    size_t low_water;               /* on_stream_writable below this (default 256 KiB) */
+    uint32_t max_connections;       /* total (default 10000) */
+    uint32_t max_connections_per_addr; /* per source IP (default 256) */
+    uint32_t max_handshakes;        /* concurrent handshakes (default 1024) */
+    uint16_t max_datagram;          /* max DATAGRAM frame payload we accept (default 1200) */
+    uint32_t max_resets;            /* RESET_STREAM + STOP_SENDING from a peer before it is
+                                       closed as abusive (default 10000) */
+    uint32_t quantum;               /* scheduler byte quantum inside a class (default 16 KiB) */
+} sl_transport_settings;
+
+SL_EXTERN void sl_transport_settings_default(sl_transport_settings *s);
+
+/* ---------------------------------------------------------------- stats */
+
+typedef struct sl_conn_stats {
+    uint64_t rtt_us, smoothed_rtt_us, min_rtt_us, rttvar_us;
+    uint64_t cwnd;               /* congestion window, bytes */
+    uint64_t bytes_in_flight;
+    uint64_t bytes_sent, bytes_recv;
+    uint64_t pkts_sent, pkts_recv, pkts_lost;
+    uint64_t datagrams_sent, datagrams_recv, datagrams_lost;
+    uint32_t streams_open;
+    uint32_t resets_recv;        /* RESET_STREAM + STOP_SENDING received */
+    bool resumed;                /* TLS session resumption was used */
+    bool early_data_accepted;    /* 0-RTT data was accepted */
+} sl_conn_stats;
+
+typedef struct sl_stream_stats {
+    uint64_t bytes_written;  /* accepted by sl_stream_write */
+    uint64_t bytes_sent;     /* handed to QUIC (may be retransmitted) */
+    uint64_t bytes_acked;
+    uint64_t bytes_recv;
+    uint64_t bytes_consumed;
+    size_t buffered;         /* written but not acknowledged yet */
+} sl_stream_stats;
+
+/* ------------------------------------------------------------ ops table */
+
+/*
+ * The interface every transport implements. Public functions below call
+ * through it; a transport is a `const sl_transport_ops` plus its state.
+ */
+typedef struct sl_transport_ops {
+    const char *name;
+    int (*listen)(sl_transport *t, const char *host, uint16_t port);
+    int (*connect)(sl_transport *t, const char *host, uint16_t port, void *conn_ud,
+                   sl_conn **out);
+    int (*local_port)(const sl_transport *t, uint16_t *port);
+    void (*close)(sl_transport *t, void (*on_closed)(sl_transport *t, void *ud), void *ud);
+    void (*del)(sl_transport *t);
+    int (*conn_close)(sl_conn *c, uint64_t app_code, const char *reason);
+    int (*conn_stats)(const sl_conn *c, sl_conn_stats *out);
+    int (*stream_open)(sl_conn *c, bool bidi, int prio, void *stream_ud, sl_stream **out);
+    int (*stream_write)(sl_stream *s, const void *data, size_t len, size_t *buffered);
+    int (*stream_finish)(sl_stream *s);
+    int (*stream_reset)(sl_stream *s, uint64_t code);
+    int (*stream_stop_sending)(sl_stream *s, uint64_t code);
+    int (*stream_consume)(sl_stream *s, size_t n);
+    int (*stream_set_prio)(sl_stream *s, int prio);
+    int (*stream_stats)(const sl_stream *s, sl_stream_stats *out);
+    int (*datagram_send)(sl_conn *c, const void *data, size_t len);
+    size_t (*datagram_max)(const sl_conn *c);
+} sl_transport_ops;
+
+/* ------------------------------------------------------------ endpoint */
+
+/*
+ * Create the native QUIC transport. Returns SL_OK, SL_ERR_NOMEM,
+ * SL_ERR_INVAL, SL_ERR_TLS (certificate or key unusable: see the log line
+ * printed to stderr with the file and GnuTLS's message), SL_ERR_IO.
+ */
+SL_EXTERN int sl_quic_new(const sl_transport_settings *s, sl_transport **out);
+
+/*
+ * Bind a UDP socket on host:port (port 0 = any) and accept connections.
+ * One endpoint both listens and connects. Returns SL_OK, SL_ERR_IO, SL_ERR_INVAL.
+ */
+SL_EXTERN int sl_transport_listen(sl_transport *t, const char *host, uint16_t port);
+/* The bound UDP port. Returns SL_OK or SL_ERR_INVAL (not bound). */
+SL_EXTERN int sl_transport_local_port(const sl_transport *t, uint16_t *port);
+
+/*
+ * Start a connection to host:port (an IP literal). on_conn_ready or
+ * on_conn_closed follows. `conn_ud` is stored on the connection.
+ * Returns SL_OK, SL_ERR_INVAL, SL_ERR_NOMEM, SL_ERR_IO, SL_ERR_LIMIT.
+ */
+SL_EXTERN int sl_transport_connect(sl_transport *t, const char *host, uint16_t port, void *conn_ud,
+                                   sl_conn **out);
+
+/* Close every connection gracefully, then the socket; `on_closed` after. */
+SL_EXTERN void sl_transport_close(sl_transport *t, void (*on_closed)(sl_transport *t, void *ud),
+                                  void *ud);
+/* Free a transport whose close completed (or that never listened/connected). */
+SL_EXTERN void sl_transport_del(sl_transport *t);
+
+/* SHA-256 of this endpoint's certificate (DER), e.g. for pinning. */
+SL_EXTERN int sl_transport_cert_sha256(const sl_transport *t, uint8_t out[32]);
+
+/* ---------------------------------------------------------- connections */
+
+SL_EXTERN void *sl_conn_data(const sl_conn *c);
+SL_EXTERN void sl_conn_set_data(sl_conn *c, void *ud);
+SL_EXTERN sl_transport *sl_conn_transport(const sl_conn *c);
+/* True for connections we initiated. */
+SL_EXTERN bool sl_conn_is_client(const sl_conn *c);
+/*
+ * The peer's node id: the first 8 bytes (big endian) of SHA-256 over its
+ * certificate's SubjectPublicKeyInfo, so it is bound to the peer's key.
+ * Returns SL_OK, or SL_ERR_NOTFOUND (the peer presented no certificate).
+ */
+SL_EXTERN int sl_conn_peer_node_id(const sl_conn *c, uint64_t *out);
+/* The negotiated ALPN (valid while the connection lives), or NULL. */
+SL_EXTERN const char *sl_conn_alpn(const sl_conn *c);
+
+/* Graceful close with an application code and reason. Returns SL_OK or SL_ERR_CLOSED. */
+SL_EXTERN int sl_conn_close(sl_conn *c, uint64_t app_code, const char *reason);
+SL_EXTERN int sl_conn_stats_get(const sl_conn *c, sl_conn_stats *out);
+
+/*
+ * Send one unreliable datagram (copied). Never fragmented, never
+ * retransmitted. Returns SL_OK, SL_ERR_MSG_TOO_BIG (larger than
+ * sl_datagram_max()), SL_ERR_UNSUPPORTED (peer does not accept datagrams),
+ * SL_ERR_AGAIN (too many queued), SL_ERR_CLOSED, SL_ERR_NOMEM.
+ */
+SL_EXTERN int sl_datagram_send(sl_conn *c, const void *data, size_t len);
+/* The largest datagram payload that can be sent now (0 = none). */
+SL_EXTERN size_t sl_datagram_max(const sl_conn *c);
+
+/* -------------------------------------------------------------- streams */
+
+/*
+ * Open a stream with a priority class (sl_prio). Returns SL_OK,
+ * SL_ERR_LIMIT (the peer's stream limit; retry after streams close),
+ * SL_ERR_CLOSED, SL_ERR_NOMEM, SL_ERR_INVAL.
+ */
+SL_EXTERN int sl_stream_open(sl_conn *c, bool bidi, int prio, void *stream_ud, sl_stream **out);
+SL_EXTERN void *sl_stream_data(const sl_stream *s);
+SL_EXTERN void sl_stream_set_data(sl_stream *s, void *ud);
+SL_EXTERN sl_conn *sl_stream_conn(const sl_stream *s);
+SL_EXTERN int64_t sl_stream_id(const sl_stream *s);
+SL_EXTERN int sl_stream_prio(const sl_stream *s);
+SL_EXTERN int sl_stream_set_prio(sl_stream *s, int prio);
+
+/*
+ * Queue bytes (copied). *buffered (may be NULL) receives the bytes now
+ * buffered on this stream. Returns SL_OK, SL_ERR_AGAIN (the stream's or the
+ * connection's buffer limit would be exceeded: nothing was queued; wait for
+ * on_stream_writable), SL_ERR_CLOSED (finished, reset or stopped),
+ * SL_ERR_NOMEM.
+ */
+SL_EXTERN int sl_stream_write(sl_stream *s, const void *data, size_t len, size_t *buffered);
+/* End the sending side after the queued bytes. Returns SL_OK or SL_ERR_CLOSED. */
+SL_EXTERN int sl_stream_finish(sl_stream *s);
+/* Abort sending (RESET_STREAM); queued bytes are dropped. */
+SL_EXTERN int sl_stream_reset(sl_stream *s, uint64_t code);
+/* Ask the peer to stop sending (STOP_SENDING). */
+SL_EXTERN int sl_stream_stop_sending(sl_stream *s, uint64_t code);
+/* Return credit for `n` received bytes the consumer has taken. */
+SL_EXTERN int sl_stream_consume(sl_stream *s, size_t n);
+SL_EXTERN int sl_stream_stats_get(const sl_stream *s, sl_stream_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

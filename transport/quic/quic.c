@@ -1,0 +1,1708 @@
+/*
+ * quic.c: the native QUIC transport: ngtcp2 + GnuTLS on one UDP socket
+ * driven by libuv.
+ *
+ * One endpoint (sl_transport) owns one non-blocking UDP socket, watched with
+ * a uv_poll_t so that we own the I/O path (batched recvmmsg/sendmmsg; libuv's
+ * uv_udp_t hides both). It serves as client and server at once: every
+ * connection, whichever side opened it, is found by the Destination
+ * Connection ID of incoming packets in a hash map keyed by the first 8 bytes
+ * of the id (we choose 16 random bytes for ours; an Initial's client-chosen
+ * id is at least 8).
+ *
+ * Each connection has an ngtcp2_conn, a GnuTLS session configured by
+ * transport/tls.c, a uv_timer_t driven by ngtcp2_conn_get_expiry(), and a
+ * stream scheduler (transport/sched.c): strict priority between classes,
+ * deficit round robin inside one. Writes are buffered per stream (copied)
+ * until acknowledged, because ngtcp2 may need to retransmit them; a
+ * connection with something to send is put on the "dirty" list and flushed
+ * once per loop iteration from a uv_prepare_t, so many small writes become
+ * few packets.
+ *
+ * Flow control is the consumer's: credit (MAX_STREAM_DATA, MAX_DATA) is
+ * extended only from sl_stream_consume(); MAX_STREAMS is extended as peer
+ * streams close. ngtcp2 does neither by itself.
+ *
+ * Lifetimes: nothing is freed inside an ngtcp2 callback. A connection that
+ * ends is marked, and torn down by the top-level handler that noticed
+ * (after read_pkt, handle_expiry or a flush); its timer is closed
+ * asynchronously and the memory goes in the close callback.
+ */
+#define _GNU_SOURCE /* recvmmsg, sendmmsg */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/crypto.h>
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <ngtcp2/ngtcp2_crypto_gnutls.h>
+
+#include "actors/map.h"
+#include "actors/mem.h"
+#include "transport/sched.h"
+#include "transport/tls.h"
+#include "transport/transport_int.h"
+
+#define CID_LEN 16
+#define MAX_PKT 1452        /* bytes of one outgoing UDP payload we build */
+#define RX_BATCH 32         /* datagrams per recvmmsg */
+#define RX_BUF 2048         /* bytes per receive buffer */
+#define TX_BATCH 32         /* packets per sendmmsg */
+#define WRITE_BUDGET 64     /* packets one connection may build per flush turn */
+#define CHUNK_MIN 16384     /* minimum size of a send-buffer chunk */
+#define MAX_DGRAM_QUEUE 1024
+#define APP_ABUSE 0x5354    /* application close code for an abusive peer */
+
+typedef struct q_transport q_transport;
+typedef struct q_conn q_conn;
+typedef struct q_stream q_stream;
+
+/* Bytes of a stream kept until acknowledged. */
+typedef struct chunk {
+    struct chunk *next;
+    uint64_t off; /* stream offset of data[0] */
+    size_t len;   /* bytes used */
+    size_t cap;
+    uint8_t data[];
+} chunk;
+
+/* A datagram waiting to be sent. */
+typedef struct dgram {
+    struct dgram *next;
+    size_t len;
+    uint8_t data[];
+} dgram;
+
+struct q_stream {
+    sl_stream base;
+    q_conn *c;
+    sl__sched_node sn;
+    q_stream *prev, *next; /* in the connection's stream list */
+    chunk *head, *tail;    /* unacknowledged + unsent bytes */
+    chunk *send;           /* chunk containing send_off */
+    uint64_t acked_off;    /* bytes acknowledged */
+    uint64_t send_off;     /* bytes handed to ngtcp2 */
+    uint64_t write_off;    /* bytes written by the user */
+    bool fin_queued, fin_sent, wr_shut, rd_shut, want_writable, opened_by_peer;
+    sl_stream_stats st;
+};
+
+struct q_conn {
+    sl_conn base;
+    q_transport *t;
+    ngtcp2_conn *q;
+    gnutls_session_t tls;
+    ngtcp2_crypto_conn_ref ref;
+    uv_timer_t timer;
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+    q_conn *prev, *next;     /* all connections */
+    q_conn *dirty_next;      /* flush list */
+    bool dirty, ready, dead, timer_closed, in_callback;
+    bool close_req;          /* sl_conn_close() asked for a close */
+    uint64_t close_code;
+    char close_reason[64];
+    ngtcp2_ccerr ccerr;      /* what we will send / sent */
+    int fail;                /* sl_err when closing on error */
+    sl__sched sched;
+    q_stream *streams;
+    uint32_t nstreams;
+    size_t buffered;         /* bytes buffered on all streams */
+    dgram *dq_head, *dq_tail;
+    uint32_t dq_len;
+    uint64_t dgram_id;
+    uint64_t ocid_key;       /* server: key of the client's original DCID */
+    uint32_t addr_key;       /* per-address accounting key (IPv4 or hash) */
+    sl_conn_stats st;
+};
+
+struct q_transport {
+    sl_transport base;
+    uv_loop_t *loop;
+    int fd;
+    uv_poll_t poll;
+    uv_prepare_t prepare;
+    bool bound, polling, closing;
+    int poll_events;
+    int open_handles;
+    struct sockaddr_storage local;
+    socklen_t locallen;
+    sl__tls_creds *creds;
+    sl__map cids;            /* cid key -> q_conn */
+    sl__map per_addr;        /* addr key -> count (stored in the pointer) */
+    q_conn *conns;
+    uint32_t nconns, nhandshakes;
+    q_conn *dirty_head;
+    uint8_t secret[32];      /* for stateless reset tokens */
+    ngtcp2_mem nmem;
+    void (*on_closed)(sl_transport *, void *);
+    void *closed_ud;
+    /* Pending outgoing packets (kept across EAGAIN). */
+    struct {
+        uint8_t buf[TX_BATCH][MAX_PKT];
+        size_t len[TX_BATCH];
+        struct sockaddr_storage to[TX_BATCH];
+        socklen_t tolen[TX_BATCH];
+        int n, sent;
+    } tx;
+    bool tx_blocked;
+    uint8_t rx[RX_BATCH][RX_BUF];
+};
+
+static const sl_transport_ops quic_ops;
+
+static uint64_t now_ns(void) { return uv_hrtime(); }
+
+/* -------------------------------------------------------------- helpers */
+
+static uint64_t cid_key(const uint8_t *cid, size_t len)
+{
+    uint64_t k = 0;
+    memcpy(&k, cid, len < 8 ? len : 8);
+    return k ? k : 1;
+}
+
+static uint32_t addr_key_of(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)sa)->sin_addr.s_addr | 1u;
+    const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < 16; i++)
+        h = (h ^ b[i]) * 16777619u;
+    return h | 1u;
+}
+
+static void *q_alloc(q_transport *t, size_t n) { return t->base.mem.malloc(n, t->base.mem.ud); }
+static void *q_calloc(q_transport *t, size_t n, size_t s)
+{
+    return t->base.mem.calloc(n, s, t->base.mem.ud);
+}
+static void q_free(q_transport *t, void *p)
+{
+    if (p)
+        t->base.mem.free(p, t->base.mem.ud);
+}
+
+/* ngtcp2's allocator hooks call ours. */
+static void *nm_malloc(size_t n, void *ud) { return ((sl_mem *)ud)->malloc(n, ((sl_mem *)ud)->ud); }
+static void nm_free(void *p, void *ud)
+{
+    if (p)
+        ((sl_mem *)ud)->free(p, ((sl_mem *)ud)->ud);
+}
+static void *nm_calloc(size_t n, size_t s, void *ud)
+{
+    return ((sl_mem *)ud)->calloc(n, s, ((sl_mem *)ud)->ud);
+}
+static void *nm_realloc(void *p, size_t n, void *ud)
+{
+    return ((sl_mem *)ud)->realloc(p, n, ((sl_mem *)ud)->ud);
+}
+
+static void mark_dirty(q_conn *c)
+{
+    if (c->dirty || c->dead)
+        return;
+    c->dirty = true;
+    c->dirty_next = c->t->dirty_head;
+    c->t->dirty_head = c;
+}
+
+static int map_err(int nerr)
+{
+    switch (nerr) {
+    case NGTCP2_ERR_NOMEM:
+        return SL_ERR_NOMEM;
+    case NGTCP2_ERR_CRYPTO:
+        return SL_ERR_TLS;
+    case NGTCP2_ERR_IDLE_CLOSE:
+    case NGTCP2_ERR_HANDSHAKE_TIMEOUT:
+        return SL_ERR_TIMEOUT;
+    case NGTCP2_ERR_DRAINING:
+    case NGTCP2_ERR_CLOSING:
+        return SL_ERR_CLOSED;
+    default:
+        return SL_ERR_QUIC;
+    }
+}
+
+/* ---------------------------------------------------------- packet I/O */
+
+/* Send what is pending in the tx batch. Returns false if the socket is full. */
+static bool tx_flush(q_transport *t)
+{
+    while (t->tx.sent < t->tx.n) {
+        struct mmsghdr mh[TX_BATCH];
+        struct iovec iov[TX_BATCH];
+        int k = 0;
+        for (int i = t->tx.sent; i < t->tx.n; i++, k++) {
+            iov[k].iov_base = t->tx.buf[i];
+            iov[k].iov_len = t->tx.len[i];
+            memset(&mh[k], 0, sizeof mh[k]);
+            mh[k].msg_hdr.msg_iov = &iov[k];
+            mh[k].msg_hdr.msg_iovlen = 1;
+            mh[k].msg_hdr.msg_name = &t->tx.to[i];
+            mh[k].msg_hdr.msg_namelen = t->tx.tolen[i];
+        }
+        int r = sendmmsg(t->fd, mh, (unsigned)k, 0);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                t->tx_blocked = true;
+                return false;
+            }
+            /* Other errors (e.g. ECONNREFUSED from ICMP): drop this packet;
+             * QUIC recovers or the peer times out. */
+            t->tx.sent++;
+            continue;
+        }
+        t->tx.sent += r;
+    }
+    t->tx.n = t->tx.sent = 0;
+    t->tx_blocked = false;
+    return true;
+}
+
+/* Room for one more packet? Flushes a full batch. */
+static uint8_t *tx_slot(q_transport *t)
+{
+    if (t->tx.n == TX_BATCH && !tx_flush(t))
+        return NULL;
+    return t->tx.buf[t->tx.n];
+}
+
+static void tx_commit(q_transport *t, size_t len, const struct sockaddr *to, socklen_t tolen)
+{
+    int i = t->tx.n++;
+    t->tx.len[i] = len;
+    memcpy(&t->tx.to[i], to, tolen);
+    t->tx.tolen[i] = tolen;
+}
+
+static void update_poll(q_transport *t);
+
+/* ---------------------------------------------------------- connections */
+
+static void conn_timer_closed(uv_handle_t *h)
+{
+    q_conn *c = h->data;
+    q_transport *t = c->t;
+    q_free(t, c);
+    if (t->closing && --t->open_handles == 0 && t->on_closed)
+        t->on_closed(&t->base, t->closed_ud);
+}
+
+static void stream_free(q_conn *c, q_stream *s)
+{
+    q_transport *t = c->t;
+    sl__sched_remove(&c->sched, &s->sn);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        c->streams = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    c->nstreams--;
+    c->buffered -= (size_t)(s->write_off - s->acked_off);
+    for (chunk *k = s->head; k;) {
+        chunk *n = k->next;
+        q_free(t, k);
+        k = n;
+    }
+    q_free(t, s);
+}
+
+static void unregister_cids(q_conn *c)
+{
+    q_transport *t = c->t;
+    ngtcp2_cid cids[16];
+    size_t n = ngtcp2_conn_get_scid(c->q, NULL);
+    if (n > 16)
+        n = 16;
+    ngtcp2_conn_get_scid(c->q, cids);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t k = cid_key(cids[i].data, cids[i].datalen);
+        if (sl__map_get(&t->cids, k) == c)
+            sl__map_del(&t->cids, k);
+    }
+    if (c->ocid_key && sl__map_get(&t->cids, c->ocid_key) == c)
+        sl__map_del(&t->cids, c->ocid_key);
+}
+
+/*
+ * Tear a connection down: report every stream closed, then the connection,
+ * release its ids and accounting, and free it once its timer has closed.
+ * Must not be called from inside an ngtcp2 callback.
+ */
+static void conn_destroy(q_conn *c, const sl_close_info *why)
+{
+    q_transport *t = c->t;
+    if (c->dead)
+        return;
+    c->dead = true;
+    const sl_transport_callbacks *cb = &t->base.set.cb;
+    while (c->streams) {
+        q_stream *s = c->streams;
+        if (cb->on_stream_closed)
+            cb->on_stream_closed(&s->base, t->base.set.ud);
+        stream_free(c, s);
+    }
+    if (cb->on_conn_closed)
+        cb->on_conn_closed(&c->base, why, t->base.set.ud);
+    while (c->dq_head) {
+        dgram *d = c->dq_head;
+        c->dq_head = d->next;
+        q_free(t, d);
+    }
+    if (c->q) {
+        unregister_cids(c);
+        ngtcp2_conn_del(c->q);
+        c->q = NULL;
+    }
+    if (c->tls)
+        gnutls_deinit(c->tls);
+    c->tls = NULL;
+    if (!c->ready && !c->base.client && t->nhandshakes)
+        t->nhandshakes--;
+    if (!c->base.client) {
+        uintptr_t n = (uintptr_t)sl__map_get(&t->per_addr, c->addr_key);
+        if (n > 1)
+            sl__map_put(&t->per_addr, c->addr_key, (void *)(n - 1));
+        else
+            sl__map_del(&t->per_addr, c->addr_key);
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        t->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    t->nconns--;
+    /* Remove from the dirty list if present. */
+    if (c->dirty) {
+        q_conn **pp = &t->dirty_head;
+        while (*pp && *pp != c)
+            pp = &(*pp)->dirty_next;
+        if (*pp)
+            *pp = c->dirty_next;
+        c->dirty = false;
+    }
+    uv_timer_stop(&c->timer);
+    if (t->closing)
+        t->open_handles++;
+    uv_close((uv_handle_t *)&c->timer, conn_timer_closed);
+}
+
+/* Write a CONNECTION_CLOSE carrying c->ccerr, then destroy. */
+static void conn_close_now(q_conn *c, int err, bool by_peer)
+{
+    q_transport *t = c->t;
+    if (c->dead)
+        return;
+    if (c->q && !ngtcp2_conn_in_closing_period(c->q) && !ngtcp2_conn_in_draining_period(c->q) &&
+        c->ccerr.type != NGTCP2_CCERR_TYPE_IDLE_CLOSE &&
+        c->ccerr.type != NGTCP2_CCERR_TYPE_DROP_CONN) {
+        uint8_t *buf = tx_slot(t);
+        if (buf) {
+            ngtcp2_path_storage ps;
+            ngtcp2_path_storage_zero(&ps);
+            ngtcp2_pkt_info pi;
+            ngtcp2_ssize n = ngtcp2_conn_write_connection_close(c->q, &ps.path, &pi, buf, MAX_PKT,
+                                                                &c->ccerr, now_ns());
+            if (n > 0) {
+                tx_commit(t, (size_t)n, (struct sockaddr *)&c->peer, c->peerlen);
+                tx_flush(t);
+            }
+        }
+    }
+    sl_close_info why;
+    memset(&why, 0, sizeof why);
+    why.err = err;
+    why.by_peer = by_peer;
+    const ngtcp2_ccerr *e = by_peer && c->q ? ngtcp2_conn_get_ccerr(c->q) : &c->ccerr;
+    char reason[128] = "";
+    if (e) {
+        why.app = e->type == NGTCP2_CCERR_TYPE_APPLICATION;
+        why.code = e->error_code;
+        if (e->reason && e->reasonlen)
+            snprintf(reason, sizeof reason, "%.*s", (int)e->reasonlen, (const char *)e->reason);
+        if (by_peer && !why.app && why.err == SL_ERR_CLOSED) {
+            /* A transport-level close from the peer: name the cause. */
+            if (e->error_code >= 0x100 && e->error_code < 0x200)
+                why.err = SL_ERR_TLS;
+            else if (e->error_code != 0)
+                why.err = SL_ERR_QUIC;
+            else
+                why.err = SL_OK;
+        } else if (by_peer && why.app) {
+            why.err = SL_OK;
+        }
+    }
+    why.reason = reason;
+    conn_destroy(c, &why);
+}
+
+/* After an ngtcp2 error code from read/expiry/write: close appropriately. */
+static void conn_fail(q_conn *c, int nerr)
+{
+    switch (nerr) {
+    case NGTCP2_ERR_DRAINING:
+        conn_close_now(c, SL_ERR_CLOSED, true);
+        return;
+    case NGTCP2_ERR_DROP_CONN:
+        c->ccerr.type = NGTCP2_CCERR_TYPE_DROP_CONN;
+        conn_close_now(c, SL_ERR_CLOSED, false);
+        return;
+    case NGTCP2_ERR_IDLE_CLOSE:
+        c->ccerr.type = NGTCP2_CCERR_TYPE_IDLE_CLOSE;
+        conn_close_now(c, SL_ERR_TIMEOUT, false);
+        return;
+    case NGTCP2_ERR_CRYPTO:
+        ngtcp2_ccerr_set_tls_alert(&c->ccerr, ngtcp2_conn_get_tls_alert(c->q), NULL, 0);
+        conn_close_now(c, SL_ERR_TLS, false);
+        return;
+    default:
+        if (c->fail == SL_OK)
+            ngtcp2_ccerr_set_liberr(&c->ccerr, nerr, NULL, 0);
+        conn_close_now(c, c->fail ? c->fail : map_err(nerr), false);
+        return;
+    }
+}
+
+static void arm_timer(q_conn *c);
+
+/* Build and send this connection's packets (bounded per call). */
+static void conn_write(q_conn *c)
+{
+    q_transport *t = c->t;
+    if (c->dead || !c->q)
+        return;
+    if (c->close_req) {
+        ngtcp2_ccerr_set_application_error(&c->ccerr, c->close_code,
+                                           (const uint8_t *)c->close_reason,
+                                           strlen(c->close_reason));
+        conn_close_now(c, SL_OK, false);
+        return;
+    }
+    ngtcp2_tstamp ts = now_ns();
+    ngtcp2_path_storage ps;
+    ngtcp2_path_storage_zero(&ps);
+    /* A packet is "open" after NGTCP2_ERR_WRITE_MORE: ngtcp2 must then be
+     * called again with the same buffer until it completes the packet, so
+     * the budget is only checked between packets. */
+    int pkts = 0;
+    for (;;) {
+        if (pkts >= WRITE_BUDGET) {
+            mark_dirty(c); /* more may be waiting: another turn later */
+            break;
+        }
+        uint8_t *buf = tx_slot(t);
+        if (!buf) {
+            mark_dirty(c); /* socket full: come back when writable */
+            update_poll(t);
+            break;
+        }
+        ngtcp2_pkt_info pi;
+        ngtcp2_ssize n;
+        /* Datagrams first: they are small, unreliable and time-sensitive. */
+        if (c->dq_head && c->ready) {
+            dgram *d = c->dq_head;
+            ngtcp2_vec v = {d->data, d->len};
+            int accepted = 0;
+            n = ngtcp2_conn_writev_datagram(c->q, &ps.path, &pi, buf, MAX_PKT, &accepted,
+                                            NGTCP2_WRITE_DATAGRAM_FLAG_MORE, ++c->dgram_id, &v, 1,
+                                            ts);
+            if (accepted) {
+                c->dq_head = d->next;
+                if (!c->dq_head)
+                    c->dq_tail = NULL;
+                c->dq_len--;
+                c->st.datagrams_sent++;
+                q_free(t, d);
+            }
+            if (n == NGTCP2_ERR_WRITE_MORE)
+                continue;
+            if (n < 0) {
+                conn_fail(c, (int)n);
+                return;
+            }
+            if (n == 0) {
+                if (!accepted && c->dq_head) {
+                    /* Does not fit into a packet now: drop it, counted. */
+                    d = c->dq_head;
+                    c->dq_head = d->next;
+                    if (!c->dq_head)
+                        c->dq_tail = NULL;
+                    c->dq_len--;
+                    c->st.datagrams_lost++;
+                    q_free(t, d);
+                    continue;
+                }
+                break;
+            }
+            tx_commit(t, (size_t)n, (struct sockaddr *)&c->peer, c->peerlen);
+            c->st.pkts_sent++;
+            c->st.bytes_sent += (uint64_t)n;
+            pkts++;
+            continue;
+        }
+        /* Then stream data, as the scheduler says. */
+        size_t budget = 0;
+        sl__sched_node *sn = sl__sched_peek(&c->sched, &budget);
+        q_stream *s = sn ? (q_stream *)((char *)sn - offsetof(q_stream, sn)) : NULL;
+        int64_t sid = -1;
+        ngtcp2_vec vec[16];
+        size_t nvec = 0;
+        uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
+        if (s) {
+            sid = s->base.id;
+            size_t want = (size_t)(s->write_off - s->send_off);
+            if (want > budget)
+                want = budget;
+            chunk *k = s->send;
+            uint64_t off = s->send_off;
+            while (k && want && nvec < 16) {
+                size_t in = (size_t)(off - k->off);
+                size_t take = k->len - in;
+                if (take > want)
+                    take = want;
+                if (take) {
+                    vec[nvec].base = k->data + in;
+                    vec[nvec].len = take;
+                    nvec++;
+                    want -= take;
+                    off += take;
+                }
+                k = k->next;
+            }
+            if (s->fin_queued && !s->fin_sent && off == s->write_off)
+                flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+        }
+        ngtcp2_ssize wlen = -1;
+        n = ngtcp2_conn_writev_stream(c->q, &ps.path, &pi, buf, MAX_PKT, &wlen, flags, sid,
+                                      nvec ? vec : NULL, nvec, ts);
+        if (s && wlen >= 0) {
+            size_t acc = (size_t)wlen;
+            s->send_off += acc;
+            s->st.bytes_sent += acc;
+            while (s->send && s->send_off >= s->send->off + s->send->len && s->send->next)
+                s->send = s->send->next;
+            if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && s->send_off == s->write_off)
+                s->fin_sent = true;
+            bool more = s->send_off < s->write_off || (s->fin_queued && !s->fin_sent);
+            sl__sched_sent(&c->sched, &s->sn, acc, more);
+        }
+        if (n == NGTCP2_ERR_WRITE_MORE)
+            continue;
+        if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED || n == NGTCP2_ERR_STREAM_SHUT_WR ||
+            n == NGTCP2_ERR_STREAM_NOT_FOUND) {
+            if (s) {
+                if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED)
+                    sl__sched_blocked(&c->sched, &s->sn);
+                else
+                    sl__sched_remove(&c->sched, &s->sn);
+            }
+            continue;
+        }
+        if (n < 0) {
+            conn_fail(c, (int)n);
+            return;
+        }
+        if (n == 0)
+            break; /* congestion, pacing or connection flow control: later */
+        tx_commit(t, (size_t)n, (struct sockaddr *)&c->peer, c->peerlen);
+        c->st.pkts_sent++;
+        c->st.bytes_sent += (uint64_t)n;
+        pkts++;
+    }
+    arm_timer(c);
+}
+
+static void on_conn_timer(uv_timer_t *h)
+{
+    q_conn *c = h->data;
+    if (c->dead)
+        return;
+    int rv = ngtcp2_conn_handle_expiry(c->q, now_ns());
+    if (rv) {
+        conn_fail(c, rv);
+        tx_flush(c->t);
+        return;
+    }
+    conn_write(c);
+    tx_flush(c->t);
+}
+
+static void arm_timer(q_conn *c)
+{
+    if (c->dead || !c->q)
+        return;
+    ngtcp2_tstamp exp = ngtcp2_conn_get_expiry(c->q);
+    uint64_t now = now_ns();
+    uint64_t ms = exp == UINT64_MAX ? 0 : (exp > now ? (exp - now + 999999) / 1000000 : 0);
+    if (exp == UINT64_MAX)
+        uv_timer_stop(&c->timer);
+    else
+        uv_timer_start(&c->timer, on_conn_timer, ms, 0);
+}
+
+/* --------------------------------------------------------- ngtcp2 callbacks */
+
+static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref)
+{
+    return ((q_conn *)ref->user_data)->q;
+}
+
+static void rand_cb(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
+{
+    (void)ctx;
+    (void)gnutls_rnd(GNUTLS_RND_RANDOM, dest, len);
+}
+
+static int get_new_cid_cb(ngtcp2_conn *q, ngtcp2_cid *cid, uint8_t *token, size_t cidlen,
+                          void *ud)
+{
+    q_conn *c = ud;
+    q_transport *t = c->t;
+    for (int tries = 0; tries < 4; tries++) {
+        if (gnutls_rnd(GNUTLS_RND_RANDOM, cid->data, cidlen) != 0)
+            return NGTCP2_ERR_CALLBACK_FAILURE;
+        cid->datalen = cidlen;
+        uint64_t k = cid_key(cid->data, cidlen);
+        if (sl__map_get(&t->cids, k))
+            continue; /* astronomically unlikely collision: draw again */
+        if (ngtcp2_crypto_generate_stateless_reset_token(token, t->secret, sizeof t->secret,
+                                                         cid) != 0)
+            return NGTCP2_ERR_CALLBACK_FAILURE;
+        if (sl__map_put(&t->cids, k, c) != SL_OK)
+            return NGTCP2_ERR_CALLBACK_FAILURE;
+        return 0;
+    }
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+}
+
+static int remove_cid_cb(ngtcp2_conn *q, const ngtcp2_cid *cid, void *ud)
+{
+    q_conn *c = ud;
+    uint64_t k = cid_key(cid->data, cid->datalen);
+    if (sl__map_get(&c->t->cids, k) == c)
+        sl__map_del(&c->t->cids, k);
+    return 0;
+}
+
+static int handshake_completed_cb(ngtcp2_conn *q, void *ud)
+{
+    q_conn *c = ud;
+    q_transport *t = c->t;
+    c->ready = true;
+    if (!c->base.client && t->nhandshakes)
+        t->nhandshakes--;
+    gnutls_datum_t alpn;
+    if (gnutls_alpn_get_selected_protocol(c->tls, &alpn) == 0 && alpn.size < sizeof c->base.alpn) {
+        memcpy(c->base.alpn, alpn.data, alpn.size);
+        c->base.alpn[alpn.size] = 0;
+    }
+    uint64_t nid;
+    if (sl__tls_peer_node_id(c->tls, &nid) == SL_OK) {
+        c->base.has_peer_node = true;
+        c->base.peer_node = nid;
+    }
+    c->st.resumed = gnutls_session_is_resumed(c->tls) != 0;
+    c->st.early_data_accepted =
+        (gnutls_session_get_flags(c->tls) & GNUTLS_SFLAGS_EARLY_DATA) != 0;
+    if (t->base.set.cb.on_conn_ready)
+        t->base.set.cb.on_conn_ready(&c->base, t->base.set.ud);
+    mark_dirty(c); /* queued datagrams may go now */
+    return 0;
+}
+
+static q_stream *stream_new(q_conn *c, int64_t id, int prio, void *ud, bool by_peer)
+{
+    q_stream *s = q_calloc(c->t, 1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->base.c = &c->base;
+    s->base.ud = ud;
+    s->base.id = id;
+    s->base.prio = (uint8_t)prio;
+    s->c = c;
+    s->opened_by_peer = by_peer;
+    sl__sched_node_init(&s->sn, prio);
+    s->next = c->streams;
+    if (c->streams)
+        c->streams->prev = s;
+    c->streams = s;
+    c->nstreams++;
+    return s;
+}
+
+static int stream_open_cb(ngtcp2_conn *q, int64_t id, void *ud)
+{
+    q_conn *c = ud;
+    q_stream *s = stream_new(c, id, SL_PRIO_NORMAL, NULL, true);
+    if (!s)
+        return NGTCP2_ERR_CALLBACK_FAILURE;
+    if (!ngtcp2_is_bidi_stream(id))
+        s->wr_shut = true; /* a peer's uni stream: we cannot send on it */
+    ngtcp2_conn_set_stream_user_data(q, id, s);
+    if (c->t->base.set.cb.on_stream_open)
+        c->t->base.set.cb.on_stream_open(&s->base, c->t->base.set.ud);
+    return 0;
+}
+
+static int recv_stream_data_cb(ngtcp2_conn *q, uint32_t flags, int64_t id, uint64_t offset,
+                               const uint8_t *data, size_t len, void *ud, void *sud)
+{
+    q_conn *c = ud;
+    q_stream *s = sud;
+    if (!s)
+        return 0;
+    s->st.bytes_recv += len;
+    bool fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
+    if (c->t->base.set.cb.on_stream_data) {
+        c->t->base.set.cb.on_stream_data(&s->base, data, len, fin, c->t->base.set.ud);
+    } else {
+        /* Nobody reads: consume at once so the peer is not stalled. */
+        s->st.bytes_consumed += len;
+        ngtcp2_conn_extend_max_stream_offset(q, id, len);
+        ngtcp2_conn_extend_max_offset(q, len);
+    }
+    return 0;
+}
+
+static int acked_cb(ngtcp2_conn *q, int64_t id, uint64_t offset, uint64_t len, void *ud,
+                    void *sud)
+{
+    q_conn *c = ud;
+    q_stream *s = sud;
+    if (!s)
+        return 0;
+    uint64_t end = offset + len;
+    if (end <= s->acked_off)
+        return 0;
+    size_t freed = (size_t)(end - s->acked_off);
+    s->acked_off = end;
+    s->st.bytes_acked = end;
+    c->buffered -= freed;
+    while (s->head && s->head->off + s->head->len <= s->acked_off && s->head != s->send) {
+        chunk *k = s->head;
+        s->head = k->next;
+        if (s->tail == k)
+            s->tail = NULL;
+        q_free(c->t, k);
+    }
+    size_t buffered = (size_t)(s->write_off - s->acked_off);
+    if (s->want_writable && buffered < c->t->base.set.low_water &&
+        c->buffered < c->t->base.set.max_conn_buffer) {
+        s->want_writable = false;
+        if (c->t->base.set.cb.on_stream_writable)
+            c->t->base.set.cb.on_stream_writable(&s->base, c->t->base.set.ud);
+    }
+    return 0;
+}
+
+static int stream_close_cb(ngtcp2_conn *q, uint32_t flags, int64_t id, uint64_t app_error_code,
+                           void *ud, void *sud)
+{
+    q_conn *c = ud;
+    q_stream *s = sud;
+    if (!ngtcp2_conn_is_local_stream(q, id)) {
+        if (ngtcp2_is_bidi_stream(id))
+            ngtcp2_conn_extend_max_streams_bidi(q, 1);
+        else
+            ngtcp2_conn_extend_max_streams_uni(q, 1);
+    }
+    if (!s)
+        return 0;
+    if (c->t->base.set.cb.on_stream_closed)
+        c->t->base.set.cb.on_stream_closed(&s->base, c->t->base.set.ud);
+    stream_free(c, s);
+    return 0;
+}
+
+static void count_reset(q_conn *c)
+{
+    if (++c->st.resets_recv > c->t->base.set.max_resets && !c->close_req) {
+        c->close_req = true;
+        c->close_code = APP_ABUSE;
+        snprintf(c->close_reason, sizeof c->close_reason, "too many stream resets");
+        c->fail = SL_ERR_LIMIT;
+        mark_dirty(c);
+    }
+}
+
+static int stream_reset_cb(ngtcp2_conn *q, int64_t id, uint64_t final_size, uint64_t code,
+                           void *ud, void *sud)
+{
+    q_conn *c = ud;
+    q_stream *s = sud;
+    count_reset(c);
+    if (s && c->t->base.set.cb.on_stream_reset)
+        c->t->base.set.cb.on_stream_reset(&s->base, code, c->t->base.set.ud);
+    return 0;
+}
+
+static int stream_stop_sending_cb(ngtcp2_conn *q, int64_t id, uint64_t code, void *ud, void *sud)
+{
+    q_conn *c = ud;
+    q_stream *s = sud;
+    count_reset(c);
+    if (s) {
+        /* The peer will not read: stop sending and release the buffer. */
+        ngtcp2_conn_shutdown_stream_write(q, 0, id, code);
+        s->wr_shut = true;
+        sl__sched_remove(&c->sched, &s->sn);
+        if (c->t->base.set.cb.on_stream_stop_sending)
+            c->t->base.set.cb.on_stream_stop_sending(&s->base, code, c->t->base.set.ud);
+    }
+    return 0;
+}
+
+static int extend_max_stream_data_cb(ngtcp2_conn *q, int64_t id, uint64_t max_data, void *ud,
+                                     void *sud)
+{
+    q_conn *c = ud;
+    q_stream *s = sud;
+    if (s && !s->wr_shut) {
+        bool has = s->send_off < s->write_off || (s->fin_queued && !s->fin_sent);
+        sl__sched_unblock(&c->sched, &s->sn, has);
+        if (has)
+            mark_dirty(c);
+    }
+    return 0;
+}
+
+static int recv_datagram_cb(ngtcp2_conn *q, uint32_t flags, const uint8_t *data, size_t len,
+                            void *ud)
+{
+    q_conn *c = ud;
+    c->st.datagrams_recv++;
+    if (c->t->base.set.cb.on_datagram)
+        c->t->base.set.cb.on_datagram(&c->base, data, len, c->t->base.set.ud);
+    return 0;
+}
+
+static int lost_datagram_cb(ngtcp2_conn *q, uint64_t id, void *ud)
+{
+    ((q_conn *)ud)->st.datagrams_lost++;
+    return 0;
+}
+
+static const ngtcp2_callbacks client_callbacks = {
+    .client_initial = ngtcp2_crypto_client_initial_cb,
+    .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
+    .handshake_completed = handshake_completed_cb,
+    .encrypt = ngtcp2_crypto_encrypt_cb,
+    .decrypt = ngtcp2_crypto_decrypt_cb,
+    .hp_mask = ngtcp2_crypto_hp_mask_cb,
+    .recv_stream_data = recv_stream_data_cb,
+    .acked_stream_data_offset = acked_cb,
+    .stream_open = stream_open_cb,
+    .stream_close = stream_close_cb,
+    .recv_retry = ngtcp2_crypto_recv_retry_cb,
+    .rand = rand_cb,
+    .get_new_connection_id = get_new_cid_cb,
+    .remove_connection_id = remove_cid_cb,
+    .update_key = ngtcp2_crypto_update_key_cb,
+    .stream_reset = stream_reset_cb,
+    .extend_max_stream_data = extend_max_stream_data_cb,
+    .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
+    .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
+    .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
+    .version_negotiation = ngtcp2_crypto_version_negotiation_cb,
+    .recv_datagram = recv_datagram_cb,
+    .lost_datagram = lost_datagram_cb,
+    .stream_stop_sending = stream_stop_sending_cb,
+};
+
+static const ngtcp2_callbacks server_callbacks = {
+    .recv_client_initial = ngtcp2_crypto_recv_client_initial_cb,
+    .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
+    .handshake_completed = handshake_completed_cb,
+    .encrypt = ngtcp2_crypto_encrypt_cb,
+    .decrypt = ngtcp2_crypto_decrypt_cb,
+    .hp_mask = ngtcp2_crypto_hp_mask_cb,
+    .recv_stream_data = recv_stream_data_cb,
+    .acked_stream_data_offset = acked_cb,
+    .stream_open = stream_open_cb,
+    .stream_close = stream_close_cb,
+    .rand = rand_cb,
+    .get_new_connection_id = get_new_cid_cb,
+    .remove_connection_id = remove_cid_cb,
+    .update_key = ngtcp2_crypto_update_key_cb,
+    .stream_reset = stream_reset_cb,
+    .extend_max_stream_data = extend_max_stream_data_cb,
+    .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
+    .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
+    .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
+    .version_negotiation = ngtcp2_crypto_version_negotiation_cb,
+    .recv_datagram = recv_datagram_cb,
+    .lost_datagram = lost_datagram_cb,
+    .stream_stop_sending = stream_stop_sending_cb,
+};
+
+/* --------------------------------------------------------- conn creation */
+
+static void fill_settings(q_transport *t, ngtcp2_settings *st, ngtcp2_transport_params *p)
+{
+    const sl_transport_settings *s = &t->base.set;
+    ngtcp2_settings_default(st);
+    st->initial_ts = now_ns();
+    st->handshake_timeout = s->handshake_timeout_ms * NGTCP2_MILLISECONDS;
+    st->max_tx_udp_payload_size = MAX_PKT;
+    st->cc_algo = NGTCP2_CC_ALGO_CUBIC;
+    ngtcp2_transport_params_default(p);
+    p->initial_max_stream_data_bidi_local = s->stream_window;
+    p->initial_max_stream_data_bidi_remote = s->stream_window;
+    p->initial_max_stream_data_uni = s->stream_window;
+    p->initial_max_data = s->conn_window;
+    p->initial_max_streams_bidi = s->max_streams_bidi;
+    p->initial_max_streams_uni = s->max_streams_uni;
+    p->max_idle_timeout = s->idle_timeout_ms * NGTCP2_MILLISECONDS;
+    p->max_datagram_frame_size = s->max_datagram;
+    p->active_connection_id_limit = 7;
+}
+
+static q_conn *conn_alloc(q_transport *t, bool client, const struct sockaddr *peer,
+                          socklen_t peerlen)
+{
+    q_conn *c = q_calloc(t, 1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->base.t = &t->base;
+    c->base.client = client;
+    c->t = t;
+    memcpy(&c->peer, peer, peerlen);
+    c->peerlen = peerlen;
+    c->ref.get_conn = get_conn;
+    c->ref.user_data = c;
+    ngtcp2_ccerr_default(&c->ccerr);
+    sl__sched_init(&c->sched, t->base.set.quantum);
+    uv_timer_init(t->loop, &c->timer);
+    c->timer.data = c;
+    return c;
+}
+
+static void conn_link(q_transport *t, q_conn *c)
+{
+    c->next = t->conns;
+    if (t->conns)
+        t->conns->prev = c;
+    t->conns = c;
+    t->nconns++;
+}
+
+static int tls_session(q_transport *t, q_conn *c, bool server)
+{
+    int rv = gnutls_init(&c->tls, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) |
+                                      GNUTLS_ENABLE_EARLY_DATA | GNUTLS_NO_END_OF_EARLY_DATA);
+    if (rv)
+        return SL_ERR_TLS;
+    if ((server ? ngtcp2_crypto_gnutls_configure_server_session(c->tls)
+                : ngtcp2_crypto_gnutls_configure_client_session(c->tls)) != 0)
+        return SL_ERR_TLS;
+    rv = sl__tls_session_setup(t->creds, c->tls, server);
+    if (rv)
+        return rv;
+    gnutls_session_set_ptr(c->tls, &c->ref);
+    const char *alpn = t->base.set.alpn ? t->base.set.alpn : SL_ALPN;
+    gnutls_datum_t proto = {(unsigned char *)alpn, (unsigned)strlen(alpn)};
+    if (gnutls_alpn_set_protocols(c->tls, &proto, 1, GNUTLS_ALPN_MANDATORY) != 0)
+        return SL_ERR_TLS;
+    ngtcp2_conn_set_tls_native_handle(c->q, c->tls);
+    return SL_OK;
+}
+
+/* Refuse an Initial with CONNECTION_CLOSE(CONNECTION_REFUSED) and a reason. */
+static void refuse(q_transport *t, const ngtcp2_pkt_hd *hd, const struct sockaddr *from,
+                   socklen_t fromlen, const char *reason)
+{
+    uint8_t *buf = tx_slot(t);
+    if (!buf)
+        return;
+    ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(
+        buf, MAX_PKT, hd->version, &hd->scid, &hd->dcid, NGTCP2_CONNECTION_REFUSED,
+        (const uint8_t *)reason, strlen(reason));
+    if (n > 0)
+        tx_commit(t, (size_t)n, from, fromlen);
+}
+
+/* A new connection for an Initial from an unknown peer, or NULL (dropped
+ * or refused). The caller then feeds the packet to it. */
+static q_conn *accept_initial(q_transport *t, const uint8_t *pkt, size_t len,
+                              const struct sockaddr *from, socklen_t fromlen)
+{
+    ngtcp2_pkt_hd hd;
+    if (ngtcp2_accept(&hd, pkt, len) != 0)
+        return NULL; /* not an acceptable Initial: drop silently */
+    const sl_transport_settings *s = &t->base.set;
+    uint32_t ak = addr_key_of(from);
+    uintptr_t per = (uintptr_t)sl__map_get(&t->per_addr, ak);
+    if (t->nconns >= s->max_connections) {
+        refuse(t, &hd, from, fromlen, "starling: connection limit reached");
+        return NULL;
+    }
+    if (per >= s->max_connections_per_addr) {
+        refuse(t, &hd, from, fromlen, "starling: per-address connection limit reached");
+        return NULL;
+    }
+    if (t->nhandshakes >= s->max_handshakes) {
+        refuse(t, &hd, from, fromlen, "starling: too many concurrent handshakes");
+        return NULL;
+    }
+    q_conn *c = conn_alloc(t, false, from, fromlen);
+    if (!c)
+        return NULL;
+    ngtcp2_path path = {
+        .local = {(struct sockaddr *)&t->local, t->locallen},
+        .remote = {(struct sockaddr *)from, fromlen},
+    };
+    ngtcp2_settings st;
+    ngtcp2_transport_params p;
+    fill_settings(t, &st, &p);
+    st.token = hd.token;
+    st.tokenlen = hd.tokenlen;
+    p.original_dcid = hd.dcid;
+    p.original_dcid_present = 1;
+    ngtcp2_cid scid;
+    scid.datalen = CID_LEN;
+    (void)gnutls_rnd(GNUTLS_RND_RANDOM, scid.data, scid.datalen);
+    p.stateless_reset_token_present = 1;
+    ngtcp2_crypto_generate_stateless_reset_token(p.stateless_reset_token, t->secret,
+                                                 sizeof t->secret, &scid);
+    int rv = ngtcp2_conn_server_new(&c->q, &hd.scid, &scid, &path, hd.version, &server_callbacks,
+                                    &st, &p, &t->nmem, c);
+    if (rv || tls_session(t, c, true) != SL_OK) {
+        if (c->q)
+            ngtcp2_conn_del(c->q);
+        if (c->tls)
+            gnutls_deinit(c->tls);
+        c->q = NULL;
+        c->tls = NULL;
+        c->dead = true;
+        uv_close((uv_handle_t *)&c->timer, conn_timer_closed);
+        return NULL;
+    }
+    if (s->keepalive_ms)
+        ngtcp2_conn_set_keep_alive_timeout(c->q, s->keepalive_ms * NGTCP2_MILLISECONDS);
+    c->addr_key = ak;
+    sl__map_put(&t->per_addr, ak, (void *)(per + 1));
+    c->ocid_key = cid_key(hd.dcid.data, hd.dcid.datalen);
+    sl__map_put(&t->cids, c->ocid_key, c);
+    sl__map_put(&t->cids, cid_key(scid.data, scid.datalen), c);
+    conn_link(t, c);
+    t->nhandshakes++;
+    return c;
+}
+
+/* ------------------------------------------------------------ receiving */
+
+static void handle_packet(q_transport *t, const uint8_t *pkt, size_t len,
+                          const struct sockaddr *from, socklen_t fromlen)
+{
+    ngtcp2_version_cid vc;
+    int rv = ngtcp2_pkt_decode_version_cid(&vc, pkt, len, CID_LEN);
+    if (rv != 0)
+        return; /* garbage or version negotiation needed: drop */
+    q_conn *c = vc.dcidlen >= 8 ? sl__map_get(&t->cids, cid_key(vc.dcid, vc.dcidlen)) : NULL;
+    if (!c) {
+        if (!t->bound || t->closing || !(pkt[0] & 0x80))
+            return;
+        c = accept_initial(t, pkt, len, from, fromlen);
+        if (!c)
+            return;
+    }
+    if (c->dead)
+        return;
+    ngtcp2_path path = {
+        .local = {(struct sockaddr *)&t->local, t->locallen},
+        .remote = {(struct sockaddr *)from, fromlen},
+    };
+    ngtcp2_pkt_info pi = {0};
+    c->st.pkts_recv++;
+    c->st.bytes_recv += len;
+    rv = ngtcp2_conn_read_pkt(c->q, &path, &pi, pkt, len, now_ns());
+    if (rv != 0) {
+        conn_fail(c, rv);
+        return;
+    }
+    /* Follow the peer's address (NAT rebinding); ngtcp2 validated the path. */
+    const ngtcp2_path *cur = ngtcp2_conn_get_path(c->q);
+    if (cur->remote.addrlen <= sizeof c->peer &&
+        (cur->remote.addrlen != c->peerlen || memcmp(cur->remote.addr, &c->peer, c->peerlen))) {
+        memcpy(&c->peer, cur->remote.addr, cur->remote.addrlen);
+        c->peerlen = (socklen_t)cur->remote.addrlen;
+    }
+    mark_dirty(c);
+}
+
+static void flush_dirty(q_transport *t)
+{
+    /* Bounded: every connection is taken off the list before its write, and
+     * a connection re-marks itself at most once per call. */
+    q_conn *list = t->dirty_head;
+    t->dirty_head = NULL;
+    while (list) {
+        q_conn *c = list;
+        list = c->dirty_next;
+        c->dirty = false;
+        conn_write(c);
+    }
+    tx_flush(t);
+    update_poll(t);
+}
+
+static void on_readable(q_transport *t)
+{
+    for (int rounds = 0; rounds < 8; rounds++) {
+        struct mmsghdr mh[RX_BATCH];
+        struct iovec iov[RX_BATCH];
+        struct sockaddr_storage from[RX_BATCH];
+        for (int i = 0; i < RX_BATCH; i++) {
+            iov[i].iov_base = t->rx[i];
+            iov[i].iov_len = RX_BUF;
+            memset(&mh[i], 0, sizeof mh[i]);
+            mh[i].msg_hdr.msg_iov = &iov[i];
+            mh[i].msg_hdr.msg_iovlen = 1;
+            mh[i].msg_hdr.msg_name = &from[i];
+            mh[i].msg_hdr.msg_namelen = sizeof from[i];
+        }
+        int n = recvmmsg(t->fd, mh, RX_BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0)
+            break;
+        for (int i = 0; i < n; i++)
+            handle_packet(t, t->rx[i], mh[i].msg_len, (struct sockaddr *)&from[i],
+                          mh[i].msg_hdr.msg_namelen);
+        if (n < RX_BATCH)
+            break;
+    }
+    flush_dirty(t);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    q_transport *t = h->data;
+    if (status < 0)
+        return;
+    if (events & UV_WRITABLE) {
+        if (tx_flush(t))
+            flush_dirty(t);
+    }
+    if (events & UV_READABLE)
+        on_readable(t);
+}
+
+static void update_poll(q_transport *t)
+{
+    if (t->fd < 0 || t->closing)
+        return;
+    int ev = UV_READABLE | (t->tx_blocked ? UV_WRITABLE : 0);
+    if (t->polling && ev == t->poll_events)
+        return; /* unchanged: spare the epoll_ctl */
+    uv_poll_start(&t->poll, ev, on_poll);
+    t->polling = true;
+    t->poll_events = ev;
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    q_transport *t = h->data;
+    if (t->dirty_head)
+        flush_dirty(t);
+}
+
+/* --------------------------------------------------------- the endpoint */
+
+static int open_socket(q_transport *t, int family)
+{
+    int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return SL_ERR_IO;
+    int big = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+    if (family == AF_INET6) {
+        int off = 0;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+    }
+    t->fd = fd;
+    uv_poll_init(t->loop, &t->poll, fd);
+    t->poll.data = t;
+    t->open_handles++;
+    /* Flush dirty connections once per loop iteration, before it blocks.
+     * Unreferenced: only sockets and timers keep the loop alive. */
+    uv_prepare_init(t->loop, &t->prepare);
+    t->prepare.data = t;
+    uv_prepare_start(&t->prepare, on_prepare);
+    uv_unref((uv_handle_t *)&t->prepare);
+    t->open_handles++;
+    return SL_OK;
+}
+
+static int parse_addr(const char *host, uint16_t port, struct sockaddr_storage *ss,
+                      socklen_t *len)
+{
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (!host || !*host)
+        host = "0.0.0.0";
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(port);
+        *len = sizeof *a4;
+        return SL_OK;
+    }
+    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(port);
+        *len = sizeof *a6;
+        return SL_OK;
+    }
+    return SL_ERR_INVAL;
+}
+
+static int q_listen(sl_transport *bt, const char *host, uint16_t port)
+{
+    q_transport *t = (q_transport *)bt;
+    if (t->bound || t->fd >= 0)
+        return SL_ERR_INVAL;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (parse_addr(host, port, &ss, &len))
+        return SL_ERR_INVAL;
+    int rc = open_socket(t, ss.ss_family);
+    if (rc)
+        return rc;
+    if (bind(t->fd, (struct sockaddr *)&ss, len) != 0) {
+        fprintf(stderr, "starling: bind %s:%u: %s\n", host ? host : "*", port, strerror(errno));
+        return SL_ERR_IO;
+    }
+    t->locallen = sizeof t->local;
+    getsockname(t->fd, (struct sockaddr *)&t->local, &t->locallen);
+    t->bound = true;
+    update_poll(t);
+    return SL_OK;
+}
+
+static int q_local_port(const sl_transport *bt, uint16_t *port)
+{
+    const q_transport *t = (const q_transport *)bt;
+    if (t->fd < 0)
+        return SL_ERR_INVAL;
+    if (t->local.ss_family == AF_INET)
+        *port = ntohs(((const struct sockaddr_in *)&t->local)->sin_port);
+    else
+        *port = ntohs(((const struct sockaddr_in6 *)&t->local)->sin6_port);
+    return SL_OK;
+}
+
+static int q_connect(sl_transport *bt, const char *host, uint16_t port, void *conn_ud,
+                     sl_conn **out)
+{
+    q_transport *t = (q_transport *)bt;
+    if (t->closing)
+        return SL_ERR_CLOSED;
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+    if (!host || parse_addr(host, port, &peer, &peerlen) || port == 0)
+        return SL_ERR_INVAL;
+    if (t->nconns >= t->base.set.max_connections)
+        return SL_ERR_LIMIT;
+    if (t->fd < 0) {
+        /* Not listening: an ephemeral socket of the peer's family. */
+        struct sockaddr_storage any;
+        socklen_t anylen;
+        parse_addr(peer.ss_family == AF_INET ? "0.0.0.0" : "::", 0, &any, &anylen);
+        int rc = open_socket(t, peer.ss_family);
+        if (rc)
+            return rc;
+        if (bind(t->fd, (struct sockaddr *)&any, anylen) != 0)
+            return SL_ERR_IO;
+        t->locallen = sizeof t->local;
+        getsockname(t->fd, (struct sockaddr *)&t->local, &t->locallen);
+        update_poll(t);
+    }
+    q_conn *c = conn_alloc(t, true, (struct sockaddr *)&peer, peerlen);
+    if (!c)
+        return SL_ERR_NOMEM;
+    c->base.ud = conn_ud;
+    ngtcp2_cid dcid, scid;
+    dcid.datalen = CID_LEN;
+    scid.datalen = CID_LEN;
+    (void)gnutls_rnd(GNUTLS_RND_RANDOM, dcid.data, dcid.datalen);
+    (void)gnutls_rnd(GNUTLS_RND_RANDOM, scid.data, scid.datalen);
+    ngtcp2_path path = {
+        .local = {(struct sockaddr *)&t->local, t->locallen},
+        .remote = {(struct sockaddr *)&c->peer, c->peerlen},
+    };
+    ngtcp2_settings st;
+    ngtcp2_transport_params p;
+    fill_settings(t, &st, &p);
+    int rv = ngtcp2_conn_client_new(&c->q, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1,
+                                    &client_callbacks, &st, &p, &t->nmem, c);
+    int rc = rv ? SL_ERR_NOMEM : tls_session(t, c, false);
+    if (rc) {
+        if (c->q)
+            ngtcp2_conn_del(c->q);
+        if (c->tls)
+            gnutls_deinit(c->tls);
+        c->dead = true;
+        uv_close((uv_handle_t *)&c->timer, conn_timer_closed);
+        return rc;
+    }
+    if (t->base.set.keepalive_ms)
+        ngtcp2_conn_set_keep_alive_timeout(c->q, t->base.set.keepalive_ms * NGTCP2_MILLISECONDS);
+    sl__map_put(&t->cids, cid_key(scid.data, scid.datalen), c);
+    conn_link(t, c);
+    mark_dirty(c);
+    if (out)
+        *out = &c->base;
+    return SL_OK;
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    q_transport *t = h->data;
+    if (--t->open_handles == 0 && t->on_closed)
+        t->on_closed(&t->base, t->closed_ud);
+}
+
+static void q_close(sl_transport *bt, void (*on_closed)(sl_transport *, void *), void *ud)
+{
+    q_transport *t = (q_transport *)bt;
+    if (t->closing)
+        return;
+    t->closing = true;
+    t->on_closed = on_closed;
+    t->closed_ud = ud;
+    /* open_handles counts the poll handle (if any); the prepare handle and
+     * each connection timer are added as they are closed. */
+    while (t->conns) {
+        q_conn *c = t->conns;
+        ngtcp2_ccerr_set_application_error(&c->ccerr, 0, (const uint8_t *)"shutdown", 8);
+        conn_close_now(c, SL_OK, false);
+    }
+    tx_flush(t);
+    if (t->fd < 0) {
+        /* Never had a socket: nothing to wait for. */
+        if (t->open_handles == 0 && on_closed)
+            on_closed(&t->base, ud);
+        return;
+    }
+    uv_close((uv_handle_t *)&t->prepare, handle_closed);
+    uv_close((uv_handle_t *)&t->poll, handle_closed);
+}
+
+static void q_del(sl_transport *bt)
+{
+    q_transport *t = (q_transport *)bt;
+    if (t->fd >= 0)
+        close(t->fd);
+    sl__map_fini(&t->cids);
+    sl__map_fini(&t->per_addr);
+    if (t->creds)
+        sl__tls_creds_del(t->creds);
+    sl_mem mem = t->base.mem;
+    mem.free(t, mem.ud);
+}
+
+int sl_quic_new(const sl_transport_settings *s, sl_transport **out)
+{
+    if (!s || !s->loop || !out)
+        return SL_ERR_INVAL;
+    sl_mem mem;
+    sl__mem_resolve(s->mem, &mem);
+    q_transport *t = mem.calloc(1, sizeof *t, mem.ud);
+    if (!t)
+        return SL_ERR_NOMEM;
+    t->base.ops = &quic_ops;
+    t->base.set = *s;
+    t->base.mem = mem;
+    t->base.set.mem = &t->base.mem;
+    t->loop = s->loop;
+    t->fd = -1;
+    t->nmem = (ngtcp2_mem){&t->base.mem, nm_malloc, nm_free, nm_calloc, nm_realloc};
+    sl__map_init(&t->cids, &t->base.mem);
+    sl__map_init(&t->per_addr, &t->base.mem);
+    (void)gnutls_rnd(GNUTLS_RND_KEY, t->secret, sizeof t->secret);
+    int rc = sl__tls_creds_new(&s->tls, &t->base.mem, &t->creds);
+    if (rc) {
+        mem.free(t, mem.ud);
+        return rc;
+    }
+    *out = &t->base;
+    return SL_OK;
+}
+
+int sl_transport_cert_sha256(const sl_transport *bt, uint8_t out[32])
+{
+    const q_transport *t = (const q_transport *)bt;
+    if (!t || t->base.ops != &quic_ops)
+        return SL_ERR_INVAL;
+    return sl__tls_cert_sha256(t->creds, out);
+}
+
+/* ------------------------------------------------------- conn operations */
+
+static int q_conn_close(sl_conn *bc, uint64_t code, const char *reason)
+{
+    q_conn *c = (q_conn *)bc;
+    if (c->dead || c->close_req)
+        return SL_ERR_CLOSED;
+    c->close_req = true;
+    c->close_code = code;
+    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason ? reason : "");
+    mark_dirty(c);
+    return SL_OK;
+}
+
+static int q_conn_stats(const sl_conn *bc, sl_conn_stats *out)
+{
+    const q_conn *c = (const q_conn *)bc;
+    *out = c->st;
+    out->streams_open = c->nstreams;
+    if (c->q) {
+        ngtcp2_conn_info ci;
+        ngtcp2_conn_get_conn_info(c->q, &ci);
+        out->rtt_us = ci.latest_rtt / 1000;
+        out->min_rtt_us = ci.min_rtt / 1000;
+        out->smoothed_rtt_us = ci.smoothed_rtt / 1000;
+        out->rttvar_us = ci.rttvar / 1000;
+        out->cwnd = ci.cwnd;
+        out->bytes_in_flight = ci.bytes_in_flight;
+    }
+    return SL_OK;
+}
+
+static size_t q_datagram_max(const sl_conn *bc)
+{
+    const q_conn *c = (const q_conn *)bc;
+    if (c->dead || !c->q || !c->ready)
+        return 0;
+    const ngtcp2_transport_params *rp = ngtcp2_conn_get_remote_transport_params(c->q);
+    if (!rp || rp->max_datagram_frame_size == 0)
+        return 0;
+    /* One DATAGRAM frame (type + length varint) in one short-header packet:
+     * 1 flags + DCID + 4 packet number + 16 AEAD tag + 3 frame header. */
+    size_t pkt = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->q);
+    size_t overhead = 1 + CID_LEN + 4 + 16 + 3;
+    size_t max = pkt > overhead ? pkt - overhead : 0;
+    uint64_t fmax = rp->max_datagram_frame_size > 3 ? rp->max_datagram_frame_size - 3 : 0;
+    return max < fmax ? max : (size_t)fmax;
+}
+
+static int q_datagram_send(sl_conn *bc, const void *data, size_t len)
+{
+    q_conn *c = (q_conn *)bc;
+    if (c->dead || c->close_req)
+        return SL_ERR_CLOSED;
+    if (c->ready) {
+        size_t max = q_datagram_max(bc);
+        if (max == 0)
+            return SL_ERR_UNSUPPORTED;
+        if (len > max)
+            return SL_ERR_MSG_TOO_BIG;
+    }
+    if (c->dq_len >= MAX_DGRAM_QUEUE)
+        return SL_ERR_AGAIN;
+    dgram *d = q_alloc(c->t, sizeof *d + len);
+    if (!d)
+        return SL_ERR_NOMEM;
+    d->next = NULL;
+    d->len = len;
+    memcpy(d->data, data, len);
+    if (c->dq_tail)
+        c->dq_tail->next = d;
+    else
+        c->dq_head = d;
+    c->dq_tail = d;
+    c->dq_len++;
+    mark_dirty(c);
+    return SL_OK;
+}
+
+/* ----------------------------------------------------- stream operations */
+
+static int q_stream_open(sl_conn *bc, bool bidi, int prio, void *ud, sl_stream **out)
+{
+    q_conn *c = (q_conn *)bc;
+    if (c->dead || c->close_req || !c->q)
+        return SL_ERR_CLOSED;
+    int64_t id;
+    int rv = bidi ? ngtcp2_conn_open_bidi_stream(c->q, &id, NULL)
+                  : ngtcp2_conn_open_uni_stream(c->q, &id, NULL);
+    if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED)
+        return SL_ERR_LIMIT;
+    if (rv)
+        return map_err(rv);
+    q_stream *s = stream_new(c, id, prio, ud, false);
+    if (!s) {
+        ngtcp2_conn_shutdown_stream(c->q, 0, id, 0);
+        return SL_ERR_NOMEM;
+    }
+    if (!bidi)
+        s->rd_shut = true;
+    ngtcp2_conn_set_stream_user_data(c->q, id, s);
+    *out = &s->base;
+    return SL_OK;
+}
+
+static int q_stream_write(sl_stream *bs, const void *data, size_t len, size_t *buffered)
+{
+    q_stream *s = (q_stream *)bs;
+    q_conn *c = s->c;
+    const sl_transport_settings *set = &c->t->base.set;
+    if (c->dead || s->wr_shut || s->fin_queued)
+        return SL_ERR_CLOSED;
+    size_t have = (size_t)(s->write_off - s->acked_off);
+    if (len && (have + len > set->max_stream_buffer || c->buffered + len > set->max_conn_buffer)) {
+        s->want_writable = true;
+        if (buffered)
+            *buffered = have;
+        return SL_ERR_AGAIN;
+    }
+    const uint8_t *p = data;
+    size_t left = len;
+    /* Fill the tail chunk, then add one chunk for the rest. */
+    if (s->tail && left) {
+        size_t room = s->tail->cap - s->tail->len;
+        size_t take = room < left ? room : left;
+        memcpy(s->tail->data + s->tail->len, p, take);
+        s->tail->len += take;
+        p += take;
+        left -= take;
+    }
+    if (left) {
+        size_t cap = left < CHUNK_MIN ? CHUNK_MIN : left;
+        chunk *k = q_alloc(c->t, sizeof *k + cap);
+        if (!k) {
+            /* Undo the part copied into the tail chunk. */
+            s->tail->len -= len - left;
+            return SL_ERR_NOMEM;
+        }
+        k->next = NULL;
+        k->off = s->write_off + (len - left);
+        k->len = left;
+        k->cap = cap;
+        memcpy(k->data, p, left);
+        if (s->tail)
+            s->tail->next = k;
+        else
+            s->head = k;
+        s->tail = k;
+        if (!s->send)
+            s->send = k;
+    }
+    s->write_off += len;
+    s->st.bytes_written += len;
+    c->buffered += len;
+    if (s->send == NULL)
+        s->send = s->head;
+    /* The send pointer may sit at the end of a fully sent chunk. */
+    while (s->send && s->send_off >= s->send->off + s->send->len && s->send->next)
+        s->send = s->send->next;
+    if (len) {
+        sl__sched_push(&c->sched, &s->sn);
+        mark_dirty(c);
+    }
+    if (buffered)
+        *buffered = (size_t)(s->write_off - s->acked_off);
+    return SL_OK;
+}
+
+static int q_stream_finish(sl_stream *bs)
+{
+    q_stream *s = (q_stream *)bs;
+    if (s->c->dead || s->wr_shut || s->fin_queued)
+        return SL_ERR_CLOSED;
+    s->fin_queued = true;
+    sl__sched_push(&s->c->sched, &s->sn);
+    mark_dirty(s->c);
+    return SL_OK;
+}
+
+static int q_stream_reset(sl_stream *bs, uint64_t code)
+{
+    q_stream *s = (q_stream *)bs;
+    q_conn *c = s->c;
+    if (c->dead || s->wr_shut)
+        return SL_ERR_CLOSED;
+    s->wr_shut = true;
+    sl__sched_remove(&c->sched, &s->sn);
+    int rv = ngtcp2_conn_shutdown_stream_write(c->q, 0, s->base.id, code);
+    mark_dirty(c);
+    return rv ? map_err(rv) : SL_OK;
+}
+
+static int q_stream_stop_sending(sl_stream *bs, uint64_t code)
+{
+    q_stream *s = (q_stream *)bs;
+    q_conn *c = s->c;
+    if (c->dead || s->rd_shut)
+        return SL_ERR_CLOSED;
+    s->rd_shut = true;
+    int rv = ngtcp2_conn_shutdown_stream_read(c->q, 0, s->base.id, code);
+    mark_dirty(c);
+    return rv ? map_err(rv) : SL_OK;
+}
+
+static int q_stream_consume(sl_stream *bs, size_t n)
+{
+    q_stream *s = (q_stream *)bs;
+    q_conn *c = s->c;
+    if (c->dead || !c->q)
+        return SL_ERR_CLOSED;
+    s->st.bytes_consumed += n;
+    ngtcp2_conn_extend_max_stream_offset(c->q, s->base.id, n);
+    ngtcp2_conn_extend_max_offset(c->q, n);
+    mark_dirty(c);
+    return SL_OK;
+}
+
+static int q_stream_set_prio(sl_stream *bs, int prio)
+{
+    q_stream *s = (q_stream *)bs;
+    s->base.prio = (uint8_t)prio;
+    sl__sched_set_prio(&s->c->sched, &s->sn, prio);
+    return SL_OK;
+}
+
+static int q_stream_stats(const sl_stream *bs, sl_stream_stats *out)
+{
+    const q_stream *s = (const q_stream *)bs;
+    *out = s->st;
+    out->buffered = (size_t)(s->write_off - s->acked_off);
+    return SL_OK;
+}
+
+static const sl_transport_ops quic_ops = {
+    .name = "quic",
+    .listen = q_listen,
+    .connect = q_connect,
+    .local_port = q_local_port,
+    .close = q_close,
+    .del = q_del,
+    .conn_close = q_conn_close,
+    .conn_stats = q_conn_stats,
+    .stream_open = q_stream_open,
+    .stream_write = q_stream_write,
+    .stream_finish = q_stream_finish,
+    .stream_reset = q_stream_reset,
+    .stream_stop_sending = q_stream_stop_sending,
+    .stream_consume = q_stream_consume,
+    .stream_set_prio = q_stream_set_prio,
+    .stream_stats = q_stream_stats,
+    .datagram_send = q_datagram_send,
+    .datagram_max = q_datagram_max,
+};

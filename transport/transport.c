@@ -1,0 +1,131 @@
+/*
+ * transport.c: the generic face of every transport. Settings defaults, the
+ * accessors of the base objects, and the sl_conn_* / sl_stream_* functions,
+ * each of which calls through the transport's ops table.
+ */
+#include <string.h>
+
+#include "transport/transport_int.h"
+
+void sl_transport_settings_default(sl_transport_settings *s)
+{
+    memset(s, 0, sizeof *s);
+    s->tls.verify = SL_VERIFY_CA;
+    s->idle_timeout_ms = 30000;
+    s->keepalive_ms = 10000;
+    s->handshake_timeout_ms = 10000;
+    s->max_streams_bidi = 1024;
+    s->max_streams_uni = 1024;
+    s->stream_window = 1u << 20;
+    s->conn_window = 16u << 20;
+    s->max_stream_buffer = 8u << 20;
+    s->max_conn_buffer = 64u << 20;
+    s->low_water = 256u << 10;
+    s->max_connections = 10000;
+    s->max_connections_per_addr = 256;
+    s->max_handshakes = 1024;
+    s->max_datagram = 1200;
+    s->max_resets = 10000;
+    s->quantum = 16u << 10;
+}
+
+int sl_transport_listen(sl_transport *t, const char *host, uint16_t port)
+{
+    return t ? t->ops->listen(t, host, port) : SL_ERR_INVAL;
+}
+
+int sl_transport_local_port(const sl_transport *t, uint16_t *port)
+{
+    return t ? t->ops->local_port(t, port) : SL_ERR_INVAL;
+}
+
+int sl_transport_connect(sl_transport *t, const char *host, uint16_t port, void *conn_ud,
+                         sl_conn **out)
+{
+    return t ? t->ops->connect(t, host, port, conn_ud, out) : SL_ERR_INVAL;
+}
+
+void sl_transport_close(sl_transport *t, void (*on_closed)(sl_transport *, void *), void *ud)
+{
+    if (t)
+        t->ops->close(t, on_closed, ud);
+}
+
+void sl_transport_del(sl_transport *t)
+{
+    if (t)
+        t->ops->del(t);
+}
+
+void *sl_conn_data(const sl_conn *c) { return c->ud; }
+void sl_conn_set_data(sl_conn *c, void *ud) { c->ud = ud; }
+sl_transport *sl_conn_transport(const sl_conn *c) { return c->t; }
+bool sl_conn_is_client(const sl_conn *c) { return c->client; }
+const char *sl_conn_alpn(const sl_conn *c) { return c->alpn[0] ? c->alpn : NULL; }
+
+int sl_conn_peer_node_id(const sl_conn *c, uint64_t *out)
+{
+    if (!c->has_peer_node)
+        return SL_ERR_NOTFOUND;
+    *out = c->peer_node;
+    return SL_OK;
+}
+
+int sl_conn_close(sl_conn *c, uint64_t app_code, const char *reason)
+{
+    return c->t->ops->conn_close(c, app_code, reason);
+}
+
+int sl_conn_stats_get(const sl_conn *c, sl_conn_stats *out)
+{
+    return c->t->ops->conn_stats(c, out);
+}
+
+int sl_datagram_send(sl_conn *c, const void *data, size_t len)
+{
+    return c->t->ops->datagram_send(c, data, len);
+}
+
+size_t sl_datagram_max(const sl_conn *c) { return c->t->ops->datagram_max(c); }
+
+int sl_stream_open(sl_conn *c, bool bidi, int prio, void *stream_ud, sl_stream **out)
+{
+    if ((unsigned)prio >= SL_PRIO_COUNT)
+        return SL_ERR_INVAL;
+    return c->t->ops->stream_open(c, bidi, prio, stream_ud, out);
+}
+
+void *sl_stream_data(const sl_stream *s) { return s->ud; }
+void sl_stream_set_data(sl_stream *s, void *ud) { s->ud = ud; }
+sl_conn *sl_stream_conn(const sl_stream *s) { return s->c; }
+int64_t sl_stream_id(const sl_stream *s) { return s->id; }
+int sl_stream_prio(const sl_stream *s) { return s->prio; }
+
+int sl_stream_set_prio(sl_stream *s, int prio)
+{
+    if ((unsigned)prio >= SL_PRIO_COUNT)
+        return SL_ERR_INVAL;
+    return s->c->t->ops->stream_set_prio(s, prio);
+}
+
+int sl_stream_write(sl_stream *s, const void *data, size_t len, size_t *buffered)
+{
+    if (len && !data)
+        return SL_ERR_INVAL;
+    return s->c->t->ops->stream_write(s, data, len, buffered);
+}
+
+int sl_stream_finish(sl_stream *s) { return s->c->t->ops->stream_finish(s); }
+int sl_stream_reset(sl_stream *s, uint64_t code) { return s->c->t->ops->stream_reset(s, code); }
+
+int sl_stream_stop_sending(sl_stream *s, uint64_t code)
+{
+    return s->c->t->ops->stream_stop_sending(s, code);
+}
+
+int sl_stream_consume(sl_stream *s, size_t n) { return s->c->t->ops->stream_consume(s, n); }
+
+int sl_stream_stats_get(const sl_stream *s, sl_stream_stats *out)
+{
+    return s->c->t->ops->stream_stats(s, out);
+}
