@@ -576,6 +576,158 @@ static void test_stream_reset_reaches_peer(void **st)
     finish(&h);
 }
 
+/* ------------------------------------------------ resumption and 0-RTT */
+
+static bool srv_two_ready(harness *h) { return h->srv.ready >= 2; }
+
+static void test_resumption_with_0rtt(void **st)
+{
+    harness h;
+    start(&h, NULL, NULL);
+    connect_ok(&h);
+    sl_conn_stats cs;
+    assert_int_equal(sl_conn_stats_get(h.cli.conn, &cs), SL_OK);
+    assert_false(cs.resumed);
+    run_until(&h, NULL, 100); /* the session ticket and NEW_TOKEN arrive */
+    assert_int_equal(sl_conn_close(h.cli.conn, 0, "again"), SL_OK);
+    assert_true(run_until(&h, both_closed, 5000));
+    h.cli.ready = 0;
+    /* Second connection: a replay-safe stream written before the handshake
+     * completes goes as 0-RTT. */
+    sl_conn *c;
+    assert_int_equal(sl_transport_connect(h.cli.t, "127.0.0.1", server_port, NULL, &c), SL_OK);
+    sl_stream *s;
+    assert_int_equal(sl_stream_open(c, true, SL_PRIO_HIGH, NULL, &s), SL_OK);
+    assert_int_equal(sl_stream_allow_early_data(s), SL_OK);
+    assert_int_equal(sl_stream_write(s, "early bytes", 11, NULL), SL_OK);
+    assert_int_equal(sl_stream_finish(s), SL_OK);
+    assert_true(run_until(&h, srv_two_ready, 5000));
+    assert_true(run_until(&h, both_ready, 5000));
+    bool got = false;
+    for (int i = 0; i < h.srv.nrx; i++)
+        got |= h.srv.rx[i].fin && h.srv.rx[i].bytes == 11;
+    if (!got)
+        assert_true(run_until(&h, srv_got_fin, 5000));
+    assert_int_equal(sl_conn_stats_get(c, &cs), SL_OK);
+    assert_true(cs.resumed);
+    assert_true(cs.early_data_accepted);
+    assert_int_equal(sl_conn_stats_get(h.srv.conn, &cs), SL_OK);
+    assert_true(cs.resumed);
+    assert_true(cs.early_data_accepted);
+    /* The key-derived peer id survives resumption. */
+    uint64_t nid = 0, own = 0;
+    assert_int_equal(sl_conn_peer_node_id(c, &nid), SL_OK);
+    assert_int_equal(sl_transport_node_id(h.srv.t, &own), SL_OK);
+    assert_int_equal(nid, own);
+    finish(&h);
+}
+
+static void no_early(sl_transport_settings *s) { s->accept_early_data = false; }
+
+static bool srv_has_11(harness *h)
+{
+    for (int i = 0; i < h->srv.nrx; i++)
+        if (h->srv.rx[i].fin && h->srv.rx[i].bytes == 11)
+            return true;
+    return false;
+}
+
+static void test_rejected_early_data_is_resent(void **st)
+{
+    harness h;
+    start(&h, no_early, NULL);
+    connect_ok(&h);
+    run_until(&h, NULL, 100);
+    assert_int_equal(sl_conn_close(h.cli.conn, 0, "again"), SL_OK);
+    assert_true(run_until(&h, both_closed, 5000));
+    h.cli.ready = 0;
+    sl_conn *c;
+    assert_int_equal(sl_transport_connect(h.cli.t, "127.0.0.1", server_port, NULL, &c), SL_OK);
+    sl_stream *s;
+    assert_int_equal(sl_stream_open(c, true, SL_PRIO_HIGH, NULL, &s), SL_OK);
+    assert_int_equal(sl_stream_allow_early_data(s), SL_OK);
+    assert_int_equal(sl_stream_write(s, "early bytes", 11, NULL), SL_OK);
+    assert_int_equal(sl_stream_finish(s), SL_OK);
+    assert_true(run_until(&h, srv_has_11, 5000));
+    sl_conn_stats cs;
+    assert_int_equal(sl_conn_stats_get(c, &cs), SL_OK);
+    assert_true(cs.resumed);
+    assert_false(cs.early_data_accepted);
+    finish(&h);
+}
+
+static void no_session_cache(sl_transport_settings *s, const uint8_t *pin)
+{
+    s->session_cache = false;
+}
+
+static void test_no_early_data_without_resumption(void **st)
+{
+    harness h;
+    start(&h, NULL, no_session_cache);
+    connect_ok(&h);
+    run_until(&h, NULL, 100);
+    assert_int_equal(sl_conn_close(h.cli.conn, 0, "again"), SL_OK);
+    assert_true(run_until(&h, both_closed, 5000));
+    sl_conn *c;
+    assert_int_equal(sl_transport_connect(h.cli.t, "127.0.0.1", server_port, NULL, &c), SL_OK);
+    /* Without remembered parameters no stream can exist before the handshake. */
+    sl_stream *s;
+    assert_int_equal(sl_stream_open(c, true, SL_PRIO_HIGH, NULL, &s), SL_ERR_LIMIT);
+    assert_true(run_until(&h, srv_two_ready, 5000));
+    sl_conn_stats cs;
+    assert_int_equal(sl_conn_stats_get(h.srv.conn, &cs), SL_OK);
+    assert_false(cs.resumed);
+    finish(&h);
+}
+
+/* ------------------------------------------------------ address validation */
+
+static void retry_always(sl_transport_settings *s) { s->retry = SL_RETRY_ALWAYS; }
+
+static void test_retry_then_new_token(void **st)
+{
+    harness h;
+    start(&h, retry_always, NULL);
+    connect_ok(&h);
+    sl_transport_stats ts;
+    assert_int_equal(sl_transport_stats_get(h.srv.t, &ts), SL_OK);
+    assert_int_equal(ts.retries_sent, 1);
+    assert_int_equal(ts.accepted, 1);
+    run_until(&h, NULL, 100); /* NEW_TOKEN arrives */
+    assert_int_equal(sl_conn_close(h.cli.conn, 0, "again"), SL_OK);
+    assert_true(run_until(&h, both_closed, 5000));
+    /* The NEW_TOKEN token validates the address: no second Retry. */
+    sl_conn *c;
+    assert_int_equal(sl_transport_connect(h.cli.t, "127.0.0.1", server_port, NULL, &c), SL_OK);
+    assert_true(run_until(&h, srv_two_ready, 5000));
+    assert_int_equal(sl_transport_stats_get(h.srv.t, &ts), SL_OK);
+    assert_int_equal(ts.retries_sent, 1);
+    assert_int_equal(ts.accepted, 2);
+    finish(&h);
+}
+
+static void retry_always_no_cache(sl_transport_settings *s, const uint8_t *pin)
+{
+    s->session_cache = false;
+}
+
+static void test_retry_every_time_without_token(void **st)
+{
+    harness h;
+    start(&h, retry_always, retry_always_no_cache);
+    connect_ok(&h);
+    assert_int_equal(sl_conn_close(h.cli.conn, 0, "again"), SL_OK);
+    assert_true(run_until(&h, both_closed, 5000));
+    sl_conn *c;
+    assert_int_equal(sl_transport_connect(h.cli.t, "127.0.0.1", server_port, NULL, &c), SL_OK);
+    assert_true(run_until(&h, srv_two_ready, 5000));
+    sl_transport_stats ts;
+    assert_int_equal(sl_transport_stats_get(h.srv.t, &ts), SL_OK);
+    assert_int_equal(ts.retries_sent, 2);
+    finish(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -597,6 +749,11 @@ int main(void)
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_keepalive_keeps_idle_conn),
         cmocka_unit_test(test_stream_reset_reaches_peer),
+        cmocka_unit_test(test_resumption_with_0rtt),
+        cmocka_unit_test(test_no_early_data_without_resumption),
+        cmocka_unit_test(test_rejected_early_data_is_resent),
+        cmocka_unit_test(test_retry_then_new_token),
+        cmocka_unit_test(test_retry_every_time_without_token),
     };
     return cmocka_run_group_tests_name("quic", tests, NULL, NULL);
 }

@@ -27,6 +27,10 @@ void sl_transport_settings_default(sl_transport_settings *s)
     s->max_datagram = 1200;
     s->max_resets = 10000;
     s->quantum = 16u << 10;
+    s->retry = SL_RETRY_AUTO;
+    s->retry_handshake_rate = 200;
+    s->session_cache = true;
+    s->accept_early_data = true;
 }
 
 int sl_transport_listen(sl_transport *t, const char *host, uint16_t port)
@@ -128,4 +132,16 @@ int sl_stream_consume(sl_stream *s, size_t n) { return s->c->t->ops->stream_cons
 int sl_stream_stats_get(const sl_stream *s, sl_stream_stats *out)
 {
     return s->c->t->ops->stream_stats(s, out);
+}
+
+int sl_stream_allow_early_data(sl_stream *s) { return s->c->t->ops->stream_allow_early(s); }
+
+int sl_transport_stats_get(const sl_transport *t, sl_transport_stats *out)
+{
+    return t ? t->ops->stats(t, out) : SL_ERR_INVAL;
+}
+
+int sl_transport_node_id(const sl_transport *t, uint64_t *out)
+{
+    return t ? t->ops->node_id(t, out) : SL_ERR_INVAL;
 }

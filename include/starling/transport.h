@@ -132,7 +132,21 @@ typedef struct sl_transport_settings {
     uint32_t max_resets;            /* RESET_STREAM + STOP_SENDING from a peer before it is
                                        closed as abusive (default 10000) */
     uint32_t quantum;               /* scheduler byte quantum inside a class (default 16 KiB) */
+    /* Address validation: SL_RETRY_AUTO (default) answers Initials without
+     * a valid token with a Retry once more than retry_handshake_rate new
+     * handshakes arrived in the last second; ALWAYS and NEVER force it. */
+    uint8_t retry;
+    uint32_t retry_handshake_rate;  /* default 200 per second */
+    /* Client: remember session tickets, 0-RTT parameters and address
+     * validation tokens per server address, so later connections resume
+     * and may send replay-safe data as 0-RTT (default true). */
+    bool session_cache;
+    /* Server: accept 0-RTT data from resumed clients (default true). A
+     * replay database rejects a ClientHello seen before. */
+    bool accept_early_data;
 } sl_transport_settings;
+
+enum { SL_RETRY_AUTO = 0, SL_RETRY_ALWAYS = 1, SL_RETRY_NEVER = 2 };
 
 SL_EXTERN void sl_transport_settings_default(sl_transport_settings *s);
 
@@ -160,6 +174,18 @@ typedef struct sl_stream_stats {
     size_t buffered;         /* written but not acknowledged yet */
 } sl_stream_stats;
 
+/* Counters of an endpoint since it was created. */
+typedef struct sl_transport_stats {
+    uint32_t conns;            /* connections now (both directions) */
+    uint32_t handshakes;       /* inbound handshakes in progress */
+    uint64_t accepted;         /* inbound connections created */
+    uint64_t refused;          /* Initials refused by a limit (CONNECTION_REFUSED) */
+    uint64_t retries_sent;     /* Retry packets sent (address validation) */
+    uint64_t bad_tokens;       /* Initials with an invalid token */
+    uint64_t dropped_pkts;     /* datagrams that matched no connection and were not Initials */
+    uint64_t early_rejected;   /* 0-RTT attempts refused by the replay database */
+} sl_transport_stats;
+
 /* ------------------------------------------------------------ ops table */
 
 /*
@@ -184,6 +210,9 @@ typedef struct sl_transport_ops {
     int (*stream_consume)(sl_stream *s, size_t n);
     int (*stream_set_prio)(sl_stream *s, int prio);
     int (*stream_stats)(const sl_stream *s, sl_stream_stats *out);
+    int (*stream_allow_early)(sl_stream *s);
+    int (*stats)(const sl_transport *t, sl_transport_stats *out);
+    int (*node_id)(const sl_transport *t, uint64_t *out);
     int (*datagram_send)(sl_conn *c, const void *data, size_t len);
     size_t (*datagram_max)(const sl_conn *c);
 } sl_transport_ops;
@@ -221,6 +250,10 @@ SL_EXTERN void sl_transport_del(sl_transport *t);
 
 /* SHA-256 of this endpoint's certificate (DER), e.g. for pinning. */
 SL_EXTERN int sl_transport_cert_sha256(const sl_transport *t, uint8_t out[32]);
+/* This endpoint's own node id (derived from its key like the peers'). */
+SL_EXTERN int sl_transport_node_id(const sl_transport *t, uint64_t *out);
+
+SL_EXTERN int sl_transport_stats_get(const sl_transport *t, sl_transport_stats *out);
 
 /* ---------------------------------------------------------- connections */
 
@@ -279,6 +312,13 @@ SL_EXTERN int sl_stream_write(sl_stream *s, const void *data, size_t len, size_t
 SL_EXTERN int sl_stream_finish(sl_stream *s);
 /* Abort sending (RESET_STREAM); queued bytes are dropped. */
 SL_EXTERN int sl_stream_reset(sl_stream *s, uint64_t code);
+/*
+ * Mark the data written on this stream as safe to replay. On a resumed
+ * connection, before the handshake completes, only such streams send (as
+ * 0-RTT); others wait for the handshake. If the server rejects the early
+ * data, the stream's bytes are sent again after the handshake, transparently.
+ */
+SL_EXTERN int sl_stream_allow_early_data(sl_stream *s);
 /* Ask the peer to stop sending (STOP_SENDING). */
 SL_EXTERN int sl_stream_stop_sending(sl_stream *s, uint64_t code);
 /* Return credit for `n` received bytes the consumer has taken. */

@@ -38,6 +38,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <time.h>
 
 #include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
@@ -92,6 +93,8 @@ struct q_stream {
     uint64_t send_off;     /* bytes handed to ngtcp2 */
     uint64_t write_off;    /* bytes written by the user */
     bool fin_queued, fin_sent, wr_shut, rd_shut, want_writable, opened_by_peer;
+    bool replay_safe;      /* may go as 0-RTT */
+    bool early;            /* opened before the handshake completed */
     sl_stream_stats st;
 };
 
@@ -108,6 +111,7 @@ struct q_conn {
     q_conn *dirty_next;      /* flush list */
     bool dirty, ready, dead, timer_closed, in_callback;
     bool close_req;          /* sl_conn_close() asked for a close */
+    bool early_attempted;    /* client: 0-RTT parameters were set from the cache */
     uint64_t close_code;
     char close_reason[64];
     ngtcp2_ccerr ccerr;      /* what we will send / sent */
@@ -141,7 +145,14 @@ struct q_transport {
     q_conn *conns;
     uint32_t nconns, nhandshakes;
     q_conn *dirty_head;
-    uint8_t secret[32];      /* for stateless reset tokens */
+    uint8_t secret[32];      /* stateless reset tokens, Retry and NEW_TOKEN tokens */
+    gnutls_datum_t ticket_key; /* server: session ticket encryption key */
+    gnutls_anti_replay_t anti_replay;
+    sl__map replay;          /* ClientHello digests seen -> expiry (0-RTT replay guard) */
+    sl__map cache;           /* client: peer address key -> session_entry */
+    uint64_t rate_start;     /* start of the current one-second handshake window */
+    uint32_t rate_count;     /* Initials accepted in it */
+    sl_transport_stats st;
     ngtcp2_mem nmem;
     void (*on_closed)(sl_transport *, void *);
     void *closed_ud;
@@ -157,7 +168,22 @@ struct q_transport {
     uint8_t rx[RX_BATCH][RX_BUF];
 };
 
+/* What a client remembers about a server for the next connection. */
+typedef struct session_entry {
+    uint8_t *ticket;        /* gnutls_session_get_data2() bytes */
+    size_t ticket_len;
+    uint8_t tp[256];        /* 0-RTT transport parameters */
+    size_t tp_len;
+    uint8_t token[128];     /* NEW_TOKEN for address validation */
+    size_t token_len;
+} session_entry;
+
+#define CACHE_MAX 1024
+#define REPLAY_MAX 65536
+
 static const sl_transport_ops quic_ops;
+static void client_after_handshake(q_conn *c);
+static int recv_new_token_cb(ngtcp2_conn *q, const uint8_t *token, size_t len, void *ud);
 
 static uint64_t now_ns(void) { return uv_hrtime(); }
 
@@ -179,6 +205,27 @@ static uint32_t addr_key_of(const struct sockaddr *sa)
     for (int i = 0; i < 16; i++)
         h = (h ^ b[i]) * 16777619u;
     return h | 1u;
+}
+
+/* Key of a peer address with its port (session cache). */
+static uint64_t peer_key_of(const struct sockaddr *sa)
+{
+    const uint8_t *b;
+    size_t n;
+    uint16_t port;
+    if (sa->sa_family == AF_INET) {
+        b = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+        n = 4;
+        port = ((const struct sockaddr_in *)sa)->sin_port;
+    } else {
+        b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        n = 16;
+        port = ((const struct sockaddr_in6 *)sa)->sin6_port;
+    }
+    uint64_t h = 0xcbf29ce484222325ull ^ port;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h | 1;
 }
 
 static void *q_alloc(q_transport *t, size_t n) { return t->base.mem.malloc(n, t->base.mem.ud); }
@@ -480,6 +527,7 @@ static void conn_fail(q_conn *c, int nerr)
 }
 
 static void arm_timer(q_conn *c);
+static size_t q_datagram_max(const sl_conn *bc);
 
 /* Build and send this connection's packets (bounded per call). */
 static void conn_write(q_conn *c)
@@ -537,8 +585,9 @@ static void conn_write(q_conn *c)
                 return;
             }
             if (n == 0) {
-                if (!accepted && c->dq_head) {
-                    /* Does not fit into a packet now: drop it, counted. */
+                if (!accepted && c->dq_head && c->dq_head->len > q_datagram_max(&c->base)) {
+                    /* Can never fit (the path shrank): drop it, counted.
+                     * Otherwise it waits: 0 also means congestion. */
                     d = c->dq_head;
                     c->dq_head = d->next;
                     if (!c->dq_head)
@@ -718,8 +767,23 @@ static int handshake_completed_cb(ngtcp2_conn *q, void *ud)
         c->base.peer_node = nid;
     }
     c->st.resumed = gnutls_session_is_resumed(c->tls) != 0;
-    c->st.early_data_accepted =
-        (gnutls_session_get_flags(c->tls) & GNUTLS_SFLAGS_EARLY_DATA) != 0;
+    if (c->base.client) {
+        client_after_handshake(c);
+    } else {
+        c->st.early_data_accepted =
+            (gnutls_session_get_flags(c->tls) & GNUTLS_SFLAGS_EARLY_DATA) != 0;
+        gnutls_session_ticket_send(c->tls, 1, 0);
+        uint8_t token[NGTCP2_CRYPTO_MAX_REGULAR_TOKENLEN];
+        const ngtcp2_path *path = ngtcp2_conn_get_path(q);
+        ngtcp2_ssize n = ngtcp2_crypto_generate_regular_token(
+            token, t->secret, sizeof t->secret, path->remote.addr, path->remote.addrlen, now_ns());
+        if (n > 0)
+            ngtcp2_conn_submit_new_token(q, token, (size_t)n);
+    }
+    /* Streams held back until the handshake may send now. */
+    for (q_stream *s = c->streams; s; s = s->next)
+        if (!s->wr_shut && (s->send_off < s->write_off || (s->fin_queued && !s->fin_sent)))
+            sl__sched_push(&c->sched, &s->sn);
     if (t->base.set.cb.on_conn_ready)
         t->base.set.cb.on_conn_ready(&c->base, t->base.set.ud);
     mark_dirty(c); /* queued datagrams may go now */
@@ -910,6 +974,7 @@ static const ngtcp2_callbacks client_callbacks = {
     .stream_open = stream_open_cb,
     .stream_close = stream_close_cb,
     .recv_retry = ngtcp2_crypto_recv_retry_cb,
+    .recv_new_token = recv_new_token_cb,
     .rand = rand_cb,
     .get_new_connection_id = get_new_cid_cb,
     .remove_connection_id = remove_cid_cb,
@@ -950,6 +1015,130 @@ static const ngtcp2_callbacks server_callbacks = {
     .lost_datagram = lost_datagram_cb,
     .stream_stop_sending = stream_stop_sending_cb,
 };
+
+/* ------------------------------------------------ session cache, 0-RTT */
+
+static session_entry *cache_get(q_transport *t, const struct sockaddr *peer, bool create)
+{
+    uint64_t k = peer_key_of(peer);
+    session_entry *e = sl__map_get(&t->cache, k);
+    if (e || !create || t->cache.count >= CACHE_MAX)
+        return e;
+    e = q_calloc(t, 1, sizeof *e);
+    if (e && sl__map_put(&t->cache, k, e) != SL_OK) {
+        q_free(t, e);
+        e = NULL;
+    }
+    return e;
+}
+
+/* Client: GnuTLS received a NewSessionTicket; keep the session data. */
+static int ticket_hook(gnutls_session_t session, unsigned htype, unsigned when,
+                       unsigned incoming, const gnutls_datum_t *msg)
+{
+    (void)when;
+    (void)incoming;
+    (void)msg;
+    if (htype != GNUTLS_HANDSHAKE_NEW_SESSION_TICKET)
+        return 0;
+    ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(session);
+    q_conn *c = ref->user_data;
+    q_transport *t = c->t;
+    gnutls_datum_t d;
+    if (gnutls_session_get_data2(session, &d) != 0)
+        return 0;
+    session_entry *e = cache_get(t, (struct sockaddr *)&c->peer, true);
+    if (e) {
+        uint8_t *copy = q_alloc(t, d.size);
+        if (copy) {
+            memcpy(copy, d.data, d.size);
+            q_free(t, e->ticket);
+            e->ticket = copy;
+            e->ticket_len = d.size;
+        }
+    }
+    gnutls_free(d.data);
+    return 0;
+}
+
+static int recv_new_token_cb(ngtcp2_conn *q, const uint8_t *token, size_t len, void *ud)
+{
+    q_conn *c = ud;
+    session_entry *e = cache_get(c->t, (struct sockaddr *)&c->peer, true);
+    if (e && len <= sizeof e->token) {
+        memcpy(e->token, token, len);
+        e->token_len = len;
+    }
+    return 0;
+}
+
+/* GnuTLS's anti-replay database: a bounded set of ClientHello digests. */
+static int replay_add(void *dbf, time_t exp, const gnutls_datum_t *key,
+                      const gnutls_datum_t *data)
+{
+    (void)data;
+    q_transport *t = dbf;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (unsigned i = 0; i < key->size; i++)
+        h = (h ^ key->data[i]) * 0x100000001b3ull;
+    h |= 1;
+    time_t now = time(NULL);
+    uintptr_t old = (uintptr_t)sl__map_get(&t->replay, h);
+    if (old && (time_t)old > now) {
+        t->st.early_rejected++;
+        return GNUTLS_E_DB_ENTRY_EXISTS;
+    }
+    if (t->replay.count >= REPLAY_MAX) {
+        /* Forget what expired; if still full, refuse 0-RTT (1-RTT goes on). */
+        for (size_t i = 0; i < t->replay.cap; i++) {
+            sl__map_slot *sl = &t->replay.slots[i];
+            if (sl->key && (time_t)(uintptr_t)sl->val <= now) {
+                sl__map_del(&t->replay, sl->key);
+                i--; /* backward shift may have moved an entry here */
+            }
+        }
+        if (t->replay.count >= REPLAY_MAX) {
+            t->st.early_rejected++;
+            return GNUTLS_E_DB_ERROR;
+        }
+    }
+    sl__map_put(&t->replay, h, (void *)(uintptr_t)exp);
+    return 0;
+}
+
+/* Client, handshake done: keep the 0-RTT parameters; if the server refused
+ * our early data, open the early streams again and resend their bytes. */
+static void client_after_handshake(q_conn *c)
+{
+    q_transport *t = c->t;
+    if (t->base.set.session_cache) {
+        session_entry *e = cache_get(t, (struct sockaddr *)&c->peer, true);
+        if (e) {
+            ngtcp2_ssize n = ngtcp2_conn_encode_0rtt_transport_params(c->q, e->tp, sizeof e->tp);
+            e->tp_len = n > 0 ? (size_t)n : 0;
+        }
+    }
+    c->st.early_data_accepted =
+        c->early_attempted && (gnutls_session_get_flags(c->tls) & GNUTLS_SFLAGS_EARLY_DATA);
+    if (!c->early_attempted || c->st.early_data_accepted)
+        return;
+    ngtcp2_conn_tls_early_data_rejected(c->q);
+    for (q_stream *s = c->streams; s; s = s->next) {
+        if (!s->early || s->opened_by_peer)
+            continue;
+        int64_t id;
+        bool bidi = !s->rd_shut;
+        int rv = bidi ? ngtcp2_conn_open_bidi_stream(c->q, &id, s)
+                      : ngtcp2_conn_open_uni_stream(c->q, &id, s);
+        if (rv)
+            continue; /* the stream stays unsendable; the peer's limit was lowered */
+        s->base.id = id;
+        s->send_off = s->acked_off;
+        s->send = s->head;
+        s->fin_sent = false;
+        s->early = false;
+    }
+}
 
 /* --------------------------------------------------------- conn creation */
 
@@ -1004,10 +1193,22 @@ static void conn_link(q_transport *t, q_conn *c)
 
 static int tls_session(q_transport *t, q_conn *c, bool server)
 {
-    int rv = gnutls_init(&c->tls, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) |
+    int rv = gnutls_init(&c->tls, (server ? GNUTLS_SERVER | GNUTLS_NO_AUTO_SEND_TICKET
+                                          : GNUTLS_CLIENT) |
                                       GNUTLS_ENABLE_EARLY_DATA | GNUTLS_NO_END_OF_EARLY_DATA);
     if (rv)
         return SL_ERR_TLS;
+    if (server) {
+        if (gnutls_session_ticket_enable_server(c->tls, &t->ticket_key) != 0)
+            return SL_ERR_TLS;
+        if (t->base.set.accept_early_data) {
+            gnutls_anti_replay_enable(c->tls, t->anti_replay);
+            gnutls_record_set_max_early_data_size(c->tls, 0xffffffffu);
+        }
+    } else if (t->base.set.session_cache) {
+        gnutls_handshake_set_hook_function(c->tls, GNUTLS_HANDSHAKE_NEW_SESSION_TICKET,
+                                           GNUTLS_HOOK_POST, ticket_hook);
+    }
     if ((server ? ngtcp2_crypto_gnutls_configure_server_session(c->tls)
                 : ngtcp2_crypto_gnutls_configure_client_session(c->tls)) != 0)
         return SL_ERR_TLS;
@@ -1049,17 +1250,75 @@ static q_conn *accept_initial(q_transport *t, const uint8_t *pkt, size_t len,
     uint32_t ak = addr_key_of(from);
     uintptr_t per = (uintptr_t)sl__map_get(&t->per_addr, ak);
     if (t->nconns >= s->max_connections) {
+        t->st.refused++;
         refuse(t, &hd, from, fromlen, "starling: connection limit reached");
         return NULL;
     }
     if (per >= s->max_connections_per_addr) {
+        t->st.refused++;
         refuse(t, &hd, from, fromlen, "starling: per-address connection limit reached");
         return NULL;
     }
     if (t->nhandshakes >= s->max_handshakes) {
+        t->st.refused++;
         refuse(t, &hd, from, fromlen, "starling: too many concurrent handshakes");
         return NULL;
     }
+    /* Address validation. A Retry token proves the address and carries the
+     * original DCID; a NEW_TOKEN token proves it too; without either, a
+     * Retry is sent when the mode (or the handshake rate) asks for it. */
+    uint64_t now = now_ns();
+    if (now - t->rate_start >= NGTCP2_SECONDS) {
+        t->rate_start = now;
+        t->rate_count = 0;
+    }
+    ngtcp2_cid odcid = hd.dcid, retry_scid;
+    bool validated = false, retried = false;
+    if (hd.tokenlen && hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY2) {
+        if (ngtcp2_crypto_verify_retry_token2(&odcid, hd.token, hd.tokenlen, t->secret,
+                                              sizeof t->secret, hd.version, from, fromlen,
+                                              &hd.dcid, 10 * NGTCP2_SECONDS, now) != 0) {
+            t->st.bad_tokens++;
+            uint8_t *buf = tx_slot(t);
+            if (buf) {
+                ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(
+                    buf, MAX_PKT, hd.version, &hd.scid, &hd.dcid, NGTCP2_INVALID_TOKEN, NULL, 0);
+                if (n > 0)
+                    tx_commit(t, (size_t)n, from, fromlen);
+            }
+            return NULL;
+        }
+        validated = retried = true;
+        retry_scid = hd.dcid;
+    } else if (hd.tokenlen && hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_REGULAR) {
+        if (ngtcp2_crypto_verify_regular_token(hd.token, hd.tokenlen, t->secret, sizeof t->secret,
+                                               from, fromlen, 24 * 3600 * NGTCP2_SECONDS,
+                                               now) == 0)
+            validated = true;
+        else
+            t->st.bad_tokens++;
+    }
+    bool want_retry = s->retry == SL_RETRY_ALWAYS ||
+                      (s->retry == SL_RETRY_AUTO && t->rate_count >= s->retry_handshake_rate);
+    if (!validated && want_retry) {
+        uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN2];
+        ngtcp2_cid scid;
+        scid.datalen = CID_LEN;
+        (void)gnutls_rnd(GNUTLS_RND_RANDOM, scid.data, scid.datalen);
+        ngtcp2_ssize tl = ngtcp2_crypto_generate_retry_token2(
+            token, t->secret, sizeof t->secret, hd.version, from, fromlen, &scid, &hd.dcid, now);
+        uint8_t *buf = tl > 0 ? tx_slot(t) : NULL;
+        if (buf) {
+            ngtcp2_ssize n = ngtcp2_crypto_write_retry(buf, MAX_PKT, hd.version, &hd.scid, &scid,
+                                                       &hd.dcid, token, (size_t)tl);
+            if (n > 0) {
+                tx_commit(t, (size_t)n, from, fromlen);
+                t->st.retries_sent++;
+            }
+        }
+        return NULL;
+    }
+    t->rate_count++;
     q_conn *c = conn_alloc(t, false, from, fromlen);
     if (!c)
         return NULL;
@@ -1072,8 +1331,14 @@ static q_conn *accept_initial(q_transport *t, const uint8_t *pkt, size_t len,
     fill_settings(t, &st, &p);
     st.token = hd.token;
     st.tokenlen = hd.tokenlen;
-    p.original_dcid = hd.dcid;
+    if (validated)
+        st.token_type = retried ? NGTCP2_TOKEN_TYPE_RETRY : NGTCP2_TOKEN_TYPE_NEW_TOKEN;
+    p.original_dcid = odcid;
     p.original_dcid_present = 1;
+    if (retried) {
+        p.retry_scid = retry_scid;
+        p.retry_scid_present = 1;
+    }
     ngtcp2_cid scid;
     scid.datalen = CID_LEN;
     (void)gnutls_rnd(GNUTLS_RND_RANDOM, scid.data, scid.datalen);
@@ -1099,6 +1364,7 @@ static q_conn *accept_initial(q_transport *t, const uint8_t *pkt, size_t len,
     sl__map_put(&t->per_addr, ak, (void *)(per + 1));
     c->ocid_key = cid_key(hd.dcid.data, hd.dcid.datalen);
     sl__map_put(&t->cids, c->ocid_key, c);
+    t->st.accepted++;
     sl__map_put(&t->cids, cid_key(scid.data, scid.datalen), c);
     conn_link(t, c);
     t->nhandshakes++;
@@ -1116,8 +1382,10 @@ static void handle_packet(q_transport *t, const uint8_t *pkt, size_t len,
         return; /* garbage or version negotiation needed: drop */
     q_conn *c = vc.dcidlen >= 8 ? sl__map_get(&t->cids, cid_key(vc.dcid, vc.dcidlen)) : NULL;
     if (!c) {
-        if (!t->bound || t->closing || !(pkt[0] & 0x80))
+        if (!t->bound || t->closing || !(pkt[0] & 0x80)) {
+            t->st.dropped_pkts++;
             return;
+        }
         c = accept_initial(t, pkt, len, from, fromlen);
         if (!c)
             return;
@@ -1349,9 +1617,19 @@ static int q_connect(sl_transport *bt, const char *host, uint16_t port, void *co
     ngtcp2_settings st;
     ngtcp2_transport_params p;
     fill_settings(t, &st, &p);
+    session_entry *e =
+        t->base.set.session_cache ? cache_get(t, (struct sockaddr *)&c->peer, false) : NULL;
+    if (e && e->token_len) {
+        st.token = e->token;
+        st.tokenlen = e->token_len;
+    }
     int rv = ngtcp2_conn_client_new(&c->q, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1,
                                     &client_callbacks, &st, &p, &t->nmem, c);
     int rc = rv ? SL_ERR_NOMEM : tls_session(t, c, false);
+    if (!rc && e && e->ticket_len &&
+        gnutls_session_set_data(c->tls, e->ticket, e->ticket_len) == 0 && e->tp_len &&
+        ngtcp2_conn_decode_and_set_0rtt_transport_params(c->q, e->tp, e->tp_len) == 0)
+        c->early_attempted = true;
     if (rc) {
         if (c->q)
             ngtcp2_conn_del(c->q);
@@ -1411,6 +1689,17 @@ static void q_del(sl_transport *bt)
         close(t->fd);
     sl__map_fini(&t->cids);
     sl__map_fini(&t->per_addr);
+    sl__map_fini(&t->replay);
+    for (size_t i = 0; i < t->cache.cap; i++) {
+        session_entry *e = t->cache.slots[i].key ? t->cache.slots[i].val : NULL;
+        if (e) {
+            q_free(t, e->ticket);
+            q_free(t, e);
+        }
+    }
+    sl__map_fini(&t->cache);
+    gnutls_anti_replay_deinit(t->anti_replay);
+    gnutls_free(t->ticket_key.data);
     if (t->creds)
         sl__tls_creds_del(t->creds);
     sl_mem mem = t->base.mem;
@@ -1435,12 +1724,24 @@ int sl_quic_new(const sl_transport_settings *s, sl_transport **out)
     t->nmem = (ngtcp2_mem){&t->base.mem, nm_malloc, nm_free, nm_calloc, nm_realloc};
     sl__map_init(&t->cids, &t->base.mem);
     sl__map_init(&t->per_addr, &t->base.mem);
+    sl__map_init(&t->replay, &t->base.mem);
+    sl__map_init(&t->cache, &t->base.mem);
     (void)gnutls_rnd(GNUTLS_RND_KEY, t->secret, sizeof t->secret);
     int rc = sl__tls_creds_new(&s->tls, &t->base.mem, &t->creds);
     if (rc) {
         mem.free(t, mem.ud);
         return rc;
     }
+    if (gnutls_session_ticket_key_generate(&t->ticket_key) != 0 ||
+        gnutls_anti_replay_init(&t->anti_replay) != 0) {
+        if (t->ticket_key.data)
+            gnutls_free(t->ticket_key.data);
+        sl__tls_creds_del(t->creds);
+        mem.free(t, mem.ud);
+        return SL_ERR_TLS;
+    }
+    gnutls_anti_replay_set_add_function(t->anti_replay, replay_add);
+    gnutls_anti_replay_set_ptr(t->anti_replay, t);
     *out = &t->base;
     return SL_OK;
 }
@@ -1553,6 +1854,7 @@ static int q_stream_open(sl_conn *bc, bool bidi, int prio, void *ud, sl_stream *
     }
     if (!bidi)
         s->rd_shut = true;
+    s->early = !c->ready;
     ngtcp2_conn_set_stream_user_data(c->q, id, s);
     *out = &s->base;
     return SL_OK;
@@ -1612,7 +1914,8 @@ static int q_stream_write(sl_stream *bs, const void *data, size_t len, size_t *b
     /* The send pointer may sit at the end of a fully sent chunk. */
     while (s->send && s->send_off >= s->send->off + s->send->len && s->send->next)
         s->send = s->send->next;
-    if (len) {
+    /* Before the handshake only replay-safe streams may send (0-RTT). */
+    if (len && (c->ready || s->replay_safe)) {
         sl__sched_push(&c->sched, &s->sn);
         mark_dirty(c);
     }
@@ -1627,9 +1930,36 @@ static int q_stream_finish(sl_stream *bs)
     if (s->c->dead || s->wr_shut || s->fin_queued)
         return SL_ERR_CLOSED;
     s->fin_queued = true;
-    sl__sched_push(&s->c->sched, &s->sn);
-    mark_dirty(s->c);
+    if (s->c->ready || s->replay_safe) {
+        sl__sched_push(&s->c->sched, &s->sn);
+        mark_dirty(s->c);
+    }
     return SL_OK;
+}
+
+static int q_stream_allow_early(sl_stream *bs)
+{
+    q_stream *s = (q_stream *)bs;
+    s->replay_safe = true;
+    if (s->send_off < s->write_off || (s->fin_queued && !s->fin_sent)) {
+        sl__sched_push(&s->c->sched, &s->sn);
+        mark_dirty(s->c);
+    }
+    return SL_OK;
+}
+
+static int q_stats(const sl_transport *bt, sl_transport_stats *out)
+{
+    const q_transport *t = (const q_transport *)bt;
+    *out = t->st;
+    out->conns = t->nconns;
+    out->handshakes = t->nhandshakes;
+    return SL_OK;
+}
+
+static int q_node_id(const sl_transport *bt, uint64_t *out)
+{
+    return sl__tls_own_node_id(((const q_transport *)bt)->creds, out);
 }
 
 static int q_stream_reset(sl_stream *bs, uint64_t code)
@@ -1705,4 +2035,7 @@ static const sl_transport_ops quic_ops = {
     .stream_stats = q_stream_stats,
     .datagram_send = q_datagram_send,
     .datagram_max = q_datagram_max,
+    .stream_allow_early = q_stream_allow_early,
+    .stats = q_stats,
+    .node_id = q_node_id,
 };
