@@ -17,6 +17,11 @@
 #include <gnutls/crypto.h>
 
 #include "starling/transport.h"
+#include "transport/tls.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define MAX_STREAMS 1100
 
@@ -728,6 +733,108 @@ static void test_retry_every_time_without_token(void **st)
     finish(&h);
 }
 
+/* --------------------------------------------- restart -> stateless reset */
+
+static char rs_dir[64], rs_cert[128], rs_key[128];
+
+/* The child: a server with the key files, until it is killed. */
+static void child_server(int fd)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    sl_transport_settings ss;
+    sl_transport_settings_default(&ss);
+    ss.loop = &loop;
+    ss.tls.cert_file = rs_cert;
+    ss.tls.key_file = rs_key;
+    ss.tls.verify = SL_VERIFY_NONE_INSECURE_DEV_ONLY;
+    sl_transport *t;
+    uint16_t port = 0;
+    if (sl_quic_new(&ss, &t) || sl_transport_listen(t, "127.0.0.1", 0) ||
+        sl_transport_local_port(t, &port))
+        _exit(1);
+    if (write(fd, &port, sizeof port) != sizeof port)
+        _exit(1);
+    uv_run(&loop, UV_RUN_DEFAULT); /* until SIGKILL (bounded by the parent) */
+    _exit(0);
+}
+
+static bool cli_closed_any(harness *h) { return h->cli.closed > 0; }
+static bool cli_ready1(harness *h) { return h->cli.ready > 0; }
+
+static void test_restart_with_same_key_resets_peer(void **st)
+{
+    snprintf(rs_dir, sizeof rs_dir, "/tmp/sl_quic_rs_XXXXXX");
+    assert_non_null(mkdtemp(rs_dir));
+    snprintf(rs_cert, sizeof rs_cert, "%s/node.pem", rs_dir);
+    snprintf(rs_key, sizeof rs_key, "%s/node.key", rs_dir);
+    sl__tls_cert_opts o;
+    memset(&o, 0, sizeof o);
+    assert_int_equal(sl__tls_make_dev_cert(rs_cert, rs_key, &o), SL_OK);
+    uint8_t pin[32];
+    assert_int_equal(sl__tls_fingerprint(rs_cert, pin, NULL, NULL), SL_OK);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        child_server(fds[1]);
+    }
+    close(fds[1]);
+    uint16_t port = 0;
+    assert_int_equal(read(fds[0], &port, sizeof port), (ssize_t)sizeof port);
+    close(fds[0]);
+
+    harness h;
+    memset(&h, 0, sizeof h);
+    H = &h;
+    uv_loop_init(&h.loop);
+    uv_timer_init(&h.loop, &h.watchdog);
+    uv_idle_init(&h.loop, &h.check);
+    sl_transport_settings cs;
+    settings_for(&cs, &h.cli, &h);
+    cs.tls.verify = SL_VERIFY_PIN_CERT;
+    memcpy(cs.tls.pin, pin, 32);
+    assert_int_equal(sl_quic_new(&cs, &h.cli.t), SL_OK);
+    sl_conn *c;
+    assert_int_equal(sl_transport_connect(h.cli.t, "127.0.0.1", port, NULL, &c), SL_OK);
+    bool ok = run_until(&h, cli_ready1, 10000);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    assert_true(ok);
+
+    /* The node comes back with the same key on the same port. */
+    sl_transport_settings ss;
+    settings_for(&ss, &h.srv, &h);
+    ss.tls.cert_file = rs_cert;
+    ss.tls.key_file = rs_key;
+    ss.tls.verify = SL_VERIFY_NONE_INSECURE_DEV_ONLY;
+    assert_int_equal(sl_quic_new(&ss, &h.srv.t), SL_OK);
+    assert_int_equal(sl_transport_listen(h.srv.t, "127.0.0.1", port), SL_OK);
+
+    /* The client's next packet meets the new process: it answers with a
+     * Stateless Reset and the client closes at once, long before its 30 s
+     * idle timeout. */
+    sl_stream *s;
+    assert_int_equal(sl_stream_open(h.cli.conn, true, SL_PRIO_NORMAL, NULL, &s), SL_OK);
+    assert_int_equal(sl_stream_write(s, "hello after restart, are you there?", 35, NULL), SL_OK);
+    assert_true(run_until(&h, cli_closed_any, 10000));
+    assert_int_equal(h.cli.why.err, SL_ERR_CLOSED);
+    assert_non_null(strstr(h.cli.reason, "stateless reset"));
+    sl_transport_stats ts;
+    assert_int_equal(sl_transport_stats_get(h.srv.t, &ts), SL_OK);
+    assert_true(ts.resets_sent >= 1);
+    /* The client recognised the reset by its token: it never answered the
+     * reset with a reset of its own (they once ping-ponged). */
+    assert_int_equal(sl_transport_stats_get(h.cli.t, &ts), SL_OK);
+    assert_int_equal(ts.resets_sent, 0);
+    finish(&h);
+    unlink(rs_cert);
+    unlink(rs_key);
+    rmdir(rs_dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -754,6 +861,7 @@ int main(void)
         cmocka_unit_test(test_rejected_early_data_is_resent),
         cmocka_unit_test(test_retry_then_new_token),
         cmocka_unit_test(test_retry_every_time_without_token),
+        cmocka_unit_test(test_restart_with_same_key_resets_peer),
     };
     return cmocka_run_group_tests_name("quic", tests, NULL, NULL);
 }

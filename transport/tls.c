@@ -1278,3 +1278,29 @@ out:
         print_err(e.msg);
     return rc;
 }
+
+/*
+ * A secret bound to our private key: HMAC-SHA256 keyed by the key's DER
+ * (PKCS#8) over `label`. The same key gives the same secret after a
+ * restart, which is what stateless reset tokens need (a peer of a restarted
+ * node learns at once that its connection is gone); a different key or
+ * label gives an unrelated one. Nothing of the key leaves this function.
+ */
+int sl__tls_key_secret(const sl__tls_creds *c, const char *label, uint8_t out[32])
+{
+    if (!c || !label || !out)
+        return SL_ERR_INVAL;
+    gnutls_x509_privkey_t key = NULL;
+    if (gnutls_certificate_get_x509_key(c->cred, 0, &key) < 0)
+        return SL_ERR_TLS;
+    gnutls_datum_t der = {NULL, 0};
+    int rv = gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_DER, NULL, GNUTLS_PKCS_PLAIN,
+                                               &der);
+    gnutls_x509_privkey_deinit(key);
+    if (rv < 0)
+        return SL_ERR_TLS;
+    rv = gnutls_hmac_fast(GNUTLS_MAC_SHA256, der.data, der.size, label, strlen(label), out);
+    gnutls_memset(der.data, 0, der.size);
+    gnutls_free(der.data);
+    return rv < 0 ? SL_ERR_TLS : SL_OK;
+}

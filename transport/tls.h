@@ -110,6 +110,9 @@ int sl__tls_cert_sha256(const sl__tls_creds *c, uint8_t out[32]);
 int sl__tls_spki_sha256(const sl__tls_creds *c, uint8_t out[32]);
 /* Our node id (see sl__tls_node_id_of_spki). Returns SL_OK or SL_ERR_INVAL. */
 int sl__tls_own_node_id(const sl__tls_creds *c, uint64_t *out);
+/* A 32-byte secret derived from our private key and `label` (stable across
+ * restarts with the same key). Returns SL_OK, SL_ERR_INVAL, SL_ERR_TLS. */
+int sl__tls_key_secret(const sl__tls_creds *c, const char *label, uint8_t out[32]);
 /* True when the certificate was generated (no cert_file/key_file). */
 bool sl__tls_creds_generated(const sl__tls_creds *c);
 

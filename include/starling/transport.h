@@ -184,6 +184,7 @@ typedef struct sl_transport_stats {
     uint64_t bad_tokens;       /* Initials with an invalid token */
     uint64_t dropped_pkts;     /* datagrams that matched no connection and were not Initials */
     uint64_t early_rejected;   /* 0-RTT attempts refused by the replay database */
+    uint64_t resets_sent;      /* Stateless Resets sent for unknown connections */
 } sl_transport_stats;
 
 /* ------------------------------------------------------------ ops table */

@@ -112,6 +112,8 @@ struct q_conn {
     bool dirty, ready, dead, timer_closed, in_callback;
     bool close_req;          /* sl_conn_close() asked for a close */
     bool early_attempted;    /* client: 0-RTT parameters were set from the cache */
+    bool got_reset;          /* the peer answered with a Stateless Reset */
+    uint64_t reset_keys[8];  /* keys in t->reset_tokens of the peer's tokens we hold */
     uint64_t close_code;
     char close_reason[64];
     ngtcp2_ccerr ccerr;      /* what we will send / sent */
@@ -141,6 +143,7 @@ struct q_transport {
     socklen_t locallen;
     sl__tls_creds *creds;
     sl__map cids;            /* cid key -> q_conn */
+    sl__map reset_tokens;    /* first 8 bytes of a peer's stateless reset token -> q_conn */
     sl__map per_addr;        /* addr key -> count (stored in the pointer) */
     q_conn *conns;
     uint32_t nconns, nhandshakes;
@@ -152,19 +155,23 @@ struct q_transport {
     sl__map cache;           /* client: peer address key -> session_entry */
     uint64_t rate_start;     /* start of the current one-second handshake window */
     uint32_t rate_count;     /* Initials accepted in it */
+    uint64_t reset_window;   /* start of the current one-second stateless-reset window */
+    uint32_t resets_sent_window;
     sl_transport_stats st;
     ngtcp2_mem nmem;
     void (*on_closed)(sl_transport *, void *);
     void *closed_ud;
     /* Pending outgoing packets (kept across EAGAIN). */
     struct {
-        uint8_t buf[TX_BATCH][MAX_PKT];
-        size_t len[TX_BATCH];
+        uint8_t buf[TX_BATCH * MAX_PKT]; /* packets back to back (GSO runs) */
+        size_t used;
+        size_t off[TX_BATCH], len[TX_BATCH];
         struct sockaddr_storage to[TX_BATCH];
         socklen_t tolen[TX_BATCH];
         int n, sent;
     } tx;
     bool tx_blocked;
+    bool gso;                /* UDP_SEGMENT works (until the kernel says no) */
     uint8_t rx[RX_BATCH][RX_BUF];
 };
 
@@ -284,21 +291,57 @@ static int map_err(int nerr)
 
 /* ---------------------------------------------------------- packet I/O */
 
-/* Send what is pending in the tx batch. Returns false if the socket is full. */
+/*
+ * Send what is pending in the tx batch. Runs of packets to the same address
+ * with the same size (the last may be shorter) leave as one sendmmsg entry
+ * with UDP_SEGMENT (GSO): the kernel cuts them, so a run of 32 full packets
+ * costs one trip through the stack. Without GSO support (EIO/EINVAL on the
+ * first try) it falls back to one entry per packet for good.
+ * Returns false if the socket is full (the rest stays queued).
+ */
 static bool tx_flush(q_transport *t)
 {
     while (t->tx.sent < t->tx.n) {
         struct mmsghdr mh[TX_BATCH];
         struct iovec iov[TX_BATCH];
+        union {
+            char buf[CMSG_SPACE(sizeof(uint16_t))];
+            struct cmsghdr align;
+        } ctl[TX_BATCH];
+        int npk[TX_BATCH]; /* packets in each entry */
         int k = 0;
-        for (int i = t->tx.sent; i < t->tx.n; i++, k++) {
-            iov[k].iov_base = t->tx.buf[i];
-            iov[k].iov_len = t->tx.len[i];
+        for (int i = t->tx.sent; i < t->tx.n; k++) {
+            int j = i + 1;
+            size_t seg = t->tx.len[i], total = seg;
+            if (t->gso) {
+                while (j < t->tx.n && j - i < 64 && total + t->tx.len[j] <= 65000 &&
+                       t->tx.len[j] <= seg && t->tx.tolen[j] == t->tx.tolen[i] &&
+                       memcmp(&t->tx.to[j], &t->tx.to[i], t->tx.tolen[i]) == 0) {
+                    total += t->tx.len[j];
+                    if (t->tx.len[j++] < seg)
+                        break; /* a shorter packet ends the run */
+                }
+            }
+            iov[k].iov_base = t->tx.buf + t->tx.off[i];
+            iov[k].iov_len = total;
             memset(&mh[k], 0, sizeof mh[k]);
             mh[k].msg_hdr.msg_iov = &iov[k];
             mh[k].msg_hdr.msg_iovlen = 1;
             mh[k].msg_hdr.msg_name = &t->tx.to[i];
             mh[k].msg_hdr.msg_namelen = t->tx.tolen[i];
+            if (j - i > 1) {
+                memset(&ctl[k], 0, sizeof ctl[k]);
+                mh[k].msg_hdr.msg_control = ctl[k].buf;
+                mh[k].msg_hdr.msg_controllen = sizeof ctl[k].buf;
+                struct cmsghdr *cm = CMSG_FIRSTHDR(&mh[k].msg_hdr);
+                cm->cmsg_level = SOL_UDP;
+                cm->cmsg_type = UDP_SEGMENT;
+                cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+                uint16_t segsize = (uint16_t)seg;
+                memcpy(CMSG_DATA(cm), &segsize, sizeof segsize);
+            }
+            npk[k] = j - i;
+            i = j;
         }
         int r = sendmmsg(t->fd, mh, (unsigned)k, 0);
         if (r < 0) {
@@ -308,30 +351,39 @@ static bool tx_flush(q_transport *t)
                 t->tx_blocked = true;
                 return false;
             }
-            /* Other errors (e.g. ECONNREFUSED from ICMP): drop this packet;
+            if (t->gso && (errno == EIO || errno == EINVAL) && npk[0] > 1) {
+                t->gso = false; /* the kernel or device refuses GSO */
+                continue;
+            }
+            /* Other errors (e.g. ECONNREFUSED from ICMP): drop this entry;
              * QUIC recovers or the peer times out. */
-            t->tx.sent++;
+            t->tx.sent += npk[0];
             continue;
         }
-        t->tx.sent += r;
+        for (int m = 0; m < r; m++)
+            t->tx.sent += npk[m];
     }
     t->tx.n = t->tx.sent = 0;
+    t->tx.used = 0;
     t->tx_blocked = false;
     return true;
 }
 
-/* Room for one more packet? Flushes a full batch. */
+/* Room for one more packet (MAX_PKT bytes)? Flushes a full batch. */
 static uint8_t *tx_slot(q_transport *t)
 {
-    if (t->tx.n == TX_BATCH && !tx_flush(t))
+    if ((t->tx.n == TX_BATCH || t->tx.used + MAX_PKT > sizeof t->tx.buf) && !tx_flush(t))
         return NULL;
-    return t->tx.buf[t->tx.n];
+    return t->tx.buf + t->tx.used;
 }
 
+/* Commit the packet just written at tx_slot(). */
 static void tx_commit(q_transport *t, size_t len, const struct sockaddr *to, socklen_t tolen)
 {
     int i = t->tx.n++;
+    t->tx.off[i] = t->tx.used;
     t->tx.len[i] = len;
+    t->tx.used += len;
     memcpy(&t->tx.to[i], to, tolen);
     t->tx.tolen[i] = tolen;
 }
@@ -384,6 +436,11 @@ static void unregister_cids(q_conn *c)
     }
     if (c->ocid_key && sl__map_get(&t->cids, c->ocid_key) == c)
         sl__map_del(&t->cids, c->ocid_key);
+    for (int i = 0; i < 8; i++) {
+        if (c->reset_keys[i] && sl__map_get(&t->reset_tokens, c->reset_keys[i]) == c)
+            sl__map_del(&t->reset_tokens, c->reset_keys[i]);
+        c->reset_keys[i] = 0;
+    }
 }
 
 /*
@@ -495,6 +552,12 @@ static void conn_close_now(q_conn *c, int err, bool by_peer)
             why.err = SL_OK;
         }
     }
+    if (c->got_reset) {
+        why.err = SL_ERR_CLOSED;
+        why.app = false;
+        why.code = 0;
+        snprintf(reason, sizeof reason, "stateless reset: the peer no longer knows this connection");
+    }
     why.reason = reason;
     conn_destroy(c, &why);
 }
@@ -599,7 +662,7 @@ static void conn_write(q_conn *c)
                 }
                 break;
             }
-            tx_commit(t, (size_t)n, (struct sockaddr *)&c->peer, c->peerlen);
+            tx_commit(t, (size_t)n, ps.path.remote.addr, (socklen_t)ps.path.remote.addrlen);
             c->st.pkts_sent++;
             c->st.bytes_sent += (uint64_t)n;
             pkts++;
@@ -669,7 +732,9 @@ static void conn_write(q_conn *c)
         }
         if (n == 0)
             break; /* congestion, pacing or connection flow control: later */
-        tx_commit(t, (size_t)n, (struct sockaddr *)&c->peer, c->peerlen);
+        /* Send where ngtcp2 says: during path validation (NAT rebinding,
+         * migration) that is not always the current peer address. */
+        tx_commit(t, (size_t)n, ps.path.remote.addr, (socklen_t)ps.path.remote.addrlen);
         c->st.pkts_sent++;
         c->st.bytes_sent += (uint64_t)n;
         pkts++;
@@ -956,6 +1021,41 @@ static int recv_datagram_cb(ngtcp2_conn *q, uint32_t flags, const uint8_t *data,
     return 0;
 }
 
+/* Track the peer's stateless reset tokens: a reset carries no connection id
+ * we chose, so it can only be matched to its connection by its token. */
+static int dcid_status_cb(ngtcp2_conn *q, ngtcp2_connection_id_status_type type, uint64_t seq,
+                          const ngtcp2_cid *cid, const uint8_t *token, void *ud)
+{
+    q_conn *c = ud;
+    if (!token)
+        return 0;
+    uint64_t k = cid_key(token, NGTCP2_STATELESS_RESET_TOKENLEN);
+    if (type == NGTCP2_CONNECTION_ID_STATUS_TYPE_ACTIVATE) {
+        for (int i = 0; i < 8; i++) {
+            if (c->reset_keys[i] == 0) {
+                if (sl__map_put(&c->t->reset_tokens, k, c) == SL_OK)
+                    c->reset_keys[i] = k;
+                break;
+            }
+        }
+    } else {
+        for (int i = 0; i < 8; i++) {
+            if (c->reset_keys[i] == k) {
+                if (sl__map_get(&c->t->reset_tokens, k) == c)
+                    sl__map_del(&c->t->reset_tokens, k);
+                c->reset_keys[i] = 0;
+            }
+        }
+    }
+    return 0;
+}
+
+static int recv_stateless_reset_cb(ngtcp2_conn *q, const ngtcp2_pkt_stateless_reset *sr, void *ud)
+{
+    ((q_conn *)ud)->got_reset = true;
+    return 0;
+}
+
 static int lost_datagram_cb(ngtcp2_conn *q, uint64_t id, void *ud)
 {
     ((q_conn *)ud)->st.datagrams_lost++;
@@ -988,6 +1088,8 @@ static const ngtcp2_callbacks client_callbacks = {
     .recv_datagram = recv_datagram_cb,
     .lost_datagram = lost_datagram_cb,
     .stream_stop_sending = stream_stop_sending_cb,
+    .recv_stateless_reset = recv_stateless_reset_cb,
+    .dcid_status = dcid_status_cb,
 };
 
 static const ngtcp2_callbacks server_callbacks = {
@@ -1014,6 +1116,8 @@ static const ngtcp2_callbacks server_callbacks = {
     .recv_datagram = recv_datagram_cb,
     .lost_datagram = lost_datagram_cb,
     .stream_stop_sending = stream_stop_sending_cb,
+    .recv_stateless_reset = recv_stateless_reset_cb,
+    .dcid_status = dcid_status_cb,
 };
 
 /* ------------------------------------------------ session cache, 0-RTT */
@@ -1373,6 +1477,44 @@ static q_conn *accept_initial(q_transport *t, const uint8_t *pkt, size_t len,
 
 /* ------------------------------------------------------------ receiving */
 
+/*
+ * RFC 9000 10.3: the reset must be shorter than the packet that triggered it
+ * (so two endpoints cannot loop) and at least 21 bytes; at most 100 resets a
+ * second leave this endpoint.
+ */
+static void send_stateless_reset(q_transport *t, const ngtcp2_version_cid *vc, size_t len,
+                                 const struct sockaddr *from, socklen_t fromlen)
+{
+    if (vc->dcidlen != CID_LEN || len <= 41)
+        return;
+    uint64_t now = now_ns();
+    if (now - t->reset_window >= NGTCP2_SECONDS) {
+        t->reset_window = now;
+        t->resets_sent_window = 0;
+    }
+    if (t->resets_sent_window >= 100)
+        return;
+    ngtcp2_cid cid;
+    ngtcp2_cid_init(&cid, vc->dcid, vc->dcidlen);
+    uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN];
+    if (ngtcp2_crypto_generate_stateless_reset_token(token, t->secret, sizeof t->secret, &cid))
+        return;
+    uint8_t rnd[64];
+    size_t rlen = len - 1 - NGTCP2_STATELESS_RESET_TOKENLEN - 1; /* shorter than the trigger */
+    if (rlen > sizeof rnd)
+        rlen = sizeof rnd;
+    (void)gnutls_rnd(GNUTLS_RND_NONCE, rnd, rlen);
+    uint8_t *buf = tx_slot(t);
+    if (!buf)
+        return;
+    ngtcp2_ssize n = ngtcp2_pkt_write_stateless_reset(buf, MAX_PKT, token, rnd, rlen);
+    if (n > 0) {
+        tx_commit(t, (size_t)n, from, fromlen);
+        t->resets_sent_window++;
+        t->st.resets_sent++;
+    }
+}
+
 static void handle_packet(q_transport *t, const uint8_t *pkt, size_t len,
                           const struct sockaddr *from, socklen_t fromlen)
 {
@@ -1382,7 +1524,25 @@ static void handle_packet(q_transport *t, const uint8_t *pkt, size_t len,
         return; /* garbage or version negotiation needed: drop */
     q_conn *c = vc.dcidlen >= 8 ? sl__map_get(&t->cids, cid_key(vc.dcid, vc.dcidlen)) : NULL;
     if (!c) {
-        if (!t->bound || t->closing || !(pkt[0] & 0x80)) {
+        if (!(pkt[0] & 0x80)) {
+            /* Maybe a Stateless Reset for one of our connections: it ends
+             * with the peer's token, and only that identifies it. */
+            if (len >= 22)
+                c = sl__map_get(&t->reset_tokens,
+                                cid_key(pkt + len - NGTCP2_STATELESS_RESET_TOKENLEN,
+                                        NGTCP2_STATELESS_RESET_TOKENLEN));
+            if (!c) {
+                /* A packet for a connection we do not know (it ended, or
+                 * we restarted): answer with a Stateless Reset so the peer
+                 * stops at once instead of waiting for its idle timeout. */
+                send_stateless_reset(t, &vc, len, from, fromlen);
+                t->st.dropped_pkts++;
+                return;
+            }
+        }
+    }
+    if (!c) {
+        if (!t->bound || t->closing) {
             t->st.dropped_pkts++;
             return;
         }
@@ -1690,6 +1850,7 @@ static void q_del(sl_transport *bt)
     sl__map_fini(&t->cids);
     sl__map_fini(&t->per_addr);
     sl__map_fini(&t->replay);
+    sl__map_fini(&t->reset_tokens);
     for (size_t i = 0; i < t->cache.cap; i++) {
         session_entry *e = t->cache.slots[i].key ? t->cache.slots[i].val : NULL;
         if (e) {
@@ -1721,10 +1882,12 @@ int sl_quic_new(const sl_transport_settings *s, sl_transport **out)
     t->base.set.mem = &t->base.mem;
     t->loop = s->loop;
     t->fd = -1;
+    t->gso = true;
     t->nmem = (ngtcp2_mem){&t->base.mem, nm_malloc, nm_free, nm_calloc, nm_realloc};
     sl__map_init(&t->cids, &t->base.mem);
     sl__map_init(&t->per_addr, &t->base.mem);
     sl__map_init(&t->replay, &t->base.mem);
+    sl__map_init(&t->reset_tokens, &t->base.mem);
     sl__map_init(&t->cache, &t->base.mem);
     (void)gnutls_rnd(GNUTLS_RND_KEY, t->secret, sizeof t->secret);
     int rc = sl__tls_creds_new(&s->tls, &t->base.mem, &t->creds);
@@ -1732,6 +1895,11 @@ int sl_quic_new(const sl_transport_settings *s, sl_transport **out)
         mem.free(t, mem.ud);
         return rc;
     }
+    /* Stateless reset tokens from a key-bound secret, so that a node
+     * restarted with the same key can still reset its old connections. */
+    uint8_t ksecret[32];
+    if (sl__tls_key_secret(t->creds, "starling stateless reset", ksecret) == SL_OK)
+        memcpy(t->secret, ksecret, sizeof t->secret);
     if (gnutls_session_ticket_key_generate(&t->ticket_key) != 0 ||
         gnutls_anti_replay_init(&t->anti_replay) != 0) {
         if (t->ticket_key.data)
