@@ -97,7 +97,12 @@ typedef struct sl_transport_callbacks {
     void (*on_stream_writable)(sl_stream *s, void *ud);
     /* The peer reset its sending side (RESET_STREAM) with `code`. */
     void (*on_stream_reset)(sl_stream *s, uint64_t code, void *ud);
-    /* The peer asked us to stop sending (STOP_SENDING) with `code`. */
+    /*
+     * The peer asked us to stop sending (STOP_SENDING). The queued bytes are
+     * released. With ngtcp2 1.11 the request is noticed when this side next
+     * sends on the stream (the library has no callback for it before 1.24),
+     * and `code` is then 0 (unknown).
+     */
     void (*on_stream_stop_sending)(sl_stream *s, uint64_t code, void *ud);
     /* A stream is fully closed; its handle dies after this returns. */
     void (*on_stream_closed)(sl_stream *s, void *ud);

@@ -94,6 +94,7 @@ struct q_stream {
     uint64_t write_off;    /* bytes written by the user */
     bool fin_queued, fin_sent, wr_shut, rd_shut, want_writable, opened_by_peer;
     bool replay_safe;      /* may go as 0-RTT */
+    bool stop_sent;        /* we sent STOP_SENDING (a RESET_STREAM back is expected) */
     bool early;            /* opened before the handshake completed */
     sl_stream_stats st;
 };
@@ -113,6 +114,8 @@ struct q_conn {
     bool close_req;          /* sl_conn_close() asked for a close */
     bool early_attempted;    /* client: 0-RTT parameters were set from the cache */
     bool got_reset;          /* the peer answered with a Stateless Reset */
+    bool silent;             /* never reported to the application (a dropped first Initial) */
+    bool hs_progress;        /* server: a packet of the peer was accepted */
     uint64_t reset_keys[8];  /* keys in t->reset_tokens of the peer's tokens we hold */
     uint64_t close_code;
     char close_reason[64];
@@ -122,6 +125,7 @@ struct q_conn {
     q_stream *streams;
     uint32_t nstreams;
     size_t buffered;         /* bytes buffered on all streams */
+    uint32_t nwant;          /* streams waiting for on_stream_writable */
     dgram *dq_head, *dq_tail;
     uint32_t dq_len;
     uint64_t dgram_id;
@@ -412,6 +416,8 @@ static void stream_free(q_conn *c, q_stream *s)
     if (s->next)
         s->next->prev = s->prev;
     c->nstreams--;
+    if (s->want_writable)
+        c->nwant--;
     c->buffered -= (size_t)(s->write_off - s->acked_off);
     for (chunk *k = s->head; k;) {
         chunk *n = k->next;
@@ -461,7 +467,7 @@ static void conn_destroy(q_conn *c, const sl_close_info *why)
             cb->on_stream_closed(&s->base, t->base.set.ud);
         stream_free(c, s);
     }
-    if (cb->on_conn_closed)
+    if (cb->on_conn_closed && !c->silent)
         cb->on_conn_closed(&c->base, why, t->base.set.ud);
     while (c->dq_head) {
         dgram *d = c->dq_head;
@@ -544,6 +550,8 @@ static void conn_close_now(q_conn *c, int err, bool by_peer)
             /* A transport-level close from the peer: name the cause. */
             if (e->error_code >= 0x100 && e->error_code < 0x200)
                 why.err = SL_ERR_TLS;
+            else if (e->error_code == NGTCP2_CONNECTION_REFUSED)
+                why.err = SL_ERR_LIMIT;
             else if (e->error_code != 0)
                 why.err = SL_ERR_QUIC;
             else
@@ -571,16 +579,26 @@ static void conn_fail(q_conn *c, int nerr)
         return;
     case NGTCP2_ERR_DROP_CONN:
         c->ccerr.type = NGTCP2_CCERR_TYPE_DROP_CONN;
+        /* A server connection that never got past its first packet (e.g.
+         * an Initial full of noise) was never anyone's business. */
+        if (!c->base.client && !c->hs_progress)
+            c->silent = true;
         conn_close_now(c, SL_ERR_CLOSED, false);
         return;
     case NGTCP2_ERR_IDLE_CLOSE:
         c->ccerr.type = NGTCP2_CCERR_TYPE_IDLE_CLOSE;
         conn_close_now(c, SL_ERR_TIMEOUT, false);
         return;
-    case NGTCP2_ERR_CRYPTO:
-        ngtcp2_ccerr_set_tls_alert(&c->ccerr, ngtcp2_conn_get_tls_alert(c->q), NULL, 0);
+    case NGTCP2_ERR_CRYPTO: {
+        /* Our TLS refused (e.g. the peer's certificate): keep the reason
+         * for the application and send it to the peer too. */
+        const char *why = sl__tls_last_error(c->t->creds);
+        snprintf(c->close_reason, sizeof c->close_reason, "%s", why ? why : "");
+        ngtcp2_ccerr_set_tls_alert(&c->ccerr, ngtcp2_conn_get_tls_alert(c->q),
+                                   (const uint8_t *)c->close_reason, strlen(c->close_reason));
         conn_close_now(c, SL_ERR_TLS, false);
         return;
+    }
     default:
         if (c->fail == SL_OK)
             ngtcp2_ccerr_set_liberr(&c->ccerr, nerr, NULL, 0);
@@ -591,6 +609,7 @@ static void conn_fail(q_conn *c, int nerr)
 
 static void arm_timer(q_conn *c);
 static size_t q_datagram_max(const sl_conn *bc);
+static void peer_stopped(q_conn *c, q_stream *s);
 
 /* Build and send this connection's packets (bounded per call). */
 static void conn_write(q_conn *c)
@@ -602,7 +621,7 @@ static void conn_write(q_conn *c)
         ngtcp2_ccerr_set_application_error(&c->ccerr, c->close_code,
                                            (const uint8_t *)c->close_reason,
                                            strlen(c->close_reason));
-        conn_close_now(c, SL_OK, false);
+        conn_close_now(c, c->fail, false); /* SL_OK for sl_conn_close(), a limit otherwise */
         return;
     }
     ngtcp2_tstamp ts = now_ns();
@@ -721,6 +740,8 @@ static void conn_write(q_conn *c)
             if (s) {
                 if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED)
                     sl__sched_blocked(&c->sched, &s->sn);
+                else if (n == NGTCP2_ERR_STREAM_SHUT_WR && !s->wr_shut)
+                    peer_stopped(c, s); /* the peer's STOP_SENDING */
                 else
                     sl__sched_remove(&c->sched, &s->sn);
             }
@@ -849,9 +870,26 @@ static int handshake_completed_cb(ngtcp2_conn *q, void *ud)
     for (q_stream *s = c->streams; s; s = s->next)
         if (!s->wr_shut && (s->send_off < s->write_off || (s->fin_queued && !s->fin_sent)))
             sl__sched_push(&c->sched, &s->sn);
-    if (t->base.set.cb.on_conn_ready)
-        t->base.set.cb.on_conn_ready(&c->base, t->base.set.ud);
     mark_dirty(c); /* queued datagrams may go now */
+    if (!c->base.client) {
+        t->st.accepted++;
+        if (t->base.set.cb.on_conn_ready)
+            t->base.set.cb.on_conn_ready(&c->base, t->base.set.ud);
+    }
+    return 0;
+}
+
+/*
+ * A client reports ready only when the server confirmed the handshake
+ * (HANDSHAKE_DONE): in TLS 1.3 the client finishes first, and a server that
+ * then rejects its certificate (mutual TLS) would otherwise turn a "ready"
+ * connection into a failed one.
+ */
+static int handshake_confirmed_cb(ngtcp2_conn *q, void *ud)
+{
+    q_conn *c = ud;
+    if (c->base.client && c->t->base.set.cb.on_conn_ready)
+        c->t->base.set.cb.on_conn_ready(&c->base, c->t->base.set.ud);
     return 0;
 }
 
@@ -909,6 +947,31 @@ static int recv_stream_data_cb(ngtcp2_conn *q, uint32_t flags, int64_t id, uint6
     return 0;
 }
 
+/*
+ * on_stream_writable for streams that were refused: the acknowledged stream
+ * itself once below its low-water mark, and, while the connection's buffer
+ * has room again, every other stream that was refused for the connection's
+ * limit (it may hold no bytes of its own, so no ack of its own would come).
+ */
+static void notify_writable(q_conn *c, q_stream *acked)
+{
+    const sl_transport_settings *set = &c->t->base.set;
+    if (c->nwant == 0 || c->buffered >= set->max_conn_buffer)
+        return;
+    bool conn_room = c->buffered + set->low_water <= set->max_conn_buffer;
+    for (q_stream *s = c->streams; s && c->nwant; s = s->next) {
+        if (!s->want_writable)
+            continue;
+        size_t own = (size_t)(s->write_off - s->acked_off);
+        if (own >= set->low_water || (s != acked && !conn_room))
+            continue;
+        s->want_writable = false;
+        c->nwant--;
+        if (set->cb.on_stream_writable)
+            set->cb.on_stream_writable(&s->base, set->ud);
+    }
+}
+
 static int acked_cb(ngtcp2_conn *q, int64_t id, uint64_t offset, uint64_t len, void *ud,
                     void *sud)
 {
@@ -930,13 +993,7 @@ static int acked_cb(ngtcp2_conn *q, int64_t id, uint64_t offset, uint64_t len, v
             s->tail = NULL;
         q_free(c->t, k);
     }
-    size_t buffered = (size_t)(s->write_off - s->acked_off);
-    if (s->want_writable && buffered < c->t->base.set.low_water &&
-        c->buffered < c->t->base.set.max_conn_buffer) {
-        s->want_writable = false;
-        if (c->t->base.set.cb.on_stream_writable)
-            c->t->base.set.cb.on_stream_writable(&s->base, c->t->base.set.ud);
-    }
+    notify_writable(c, s);
     return 0;
 }
 
@@ -975,26 +1032,51 @@ static int stream_reset_cb(ngtcp2_conn *q, int64_t id, uint64_t final_size, uint
 {
     q_conn *c = ud;
     q_stream *s = sud;
-    count_reset(c);
+    /* A RESET_STREAM answering our own STOP_SENDING is the peer obeying,
+     * not abuse: count only the others. */
+    if (!s || !s->stop_sent)
+        count_reset(c);
     if (s && c->t->base.set.cb.on_stream_reset)
         c->t->base.set.cb.on_stream_reset(&s->base, code, c->t->base.set.ud);
     return 0;
 }
 
+/*
+ * ngtcp2 1.11 calls this when *we* stop reading a stream (our STOP_SENDING),
+ * not when the peer asks us to stop: it has no callback for a received
+ * STOP_SENDING (recv_stop_sending came in 1.24). ngtcp2 answers the peer's
+ * STOP_SENDING with RESET_STREAM by itself; we learn of it when a write to
+ * the stream fails with NGTCP2_ERR_STREAM_SHUT_WR (peer_stopped()).
+ */
 static int stream_stop_sending_cb(ngtcp2_conn *q, int64_t id, uint64_t code, void *ud, void *sud)
 {
-    q_conn *c = ud;
     q_stream *s = sud;
-    count_reset(c);
-    if (s) {
-        /* The peer will not read: stop sending and release the buffer. */
-        ngtcp2_conn_shutdown_stream_write(q, 0, id, code);
-        s->wr_shut = true;
-        sl__sched_remove(&c->sched, &s->sn);
-        if (c->t->base.set.cb.on_stream_stop_sending)
-            c->t->base.set.cb.on_stream_stop_sending(&s->base, code, c->t->base.set.ud);
-    }
+    if (s)
+        s->rd_shut = true;
     return 0;
+}
+
+/* The peer stopped reading a stream we still had bytes for: release them,
+ * count it against the reset budget, tell the application (code unknown). */
+static void peer_stopped(q_conn *c, q_stream *s)
+{
+    if (s->wr_shut)
+        return;
+    s->wr_shut = true;
+    sl__sched_remove(&c->sched, &s->sn);
+    count_reset(c);
+    size_t held = (size_t)(s->write_off - s->acked_off);
+    c->buffered -= held;
+    for (chunk *k = s->head; k;) {
+        chunk *n = k->next;
+        q_free(c->t, k);
+        k = n;
+    }
+    s->head = s->tail = s->send = NULL;
+    s->acked_off = s->send_off = s->write_off;
+    if (c->t->base.set.cb.on_stream_stop_sending)
+        c->t->base.set.cb.on_stream_stop_sending(&s->base, 0, c->t->base.set.ud);
+    notify_writable(c, NULL);
 }
 
 static int extend_max_stream_data_cb(ngtcp2_conn *q, int64_t id, uint64_t max_data, void *ud,
@@ -1090,6 +1172,7 @@ static const ngtcp2_callbacks client_callbacks = {
     .stream_stop_sending = stream_stop_sending_cb,
     .recv_stateless_reset = recv_stateless_reset_cb,
     .dcid_status = dcid_status_cb,
+    .handshake_confirmed = handshake_confirmed_cb,
 };
 
 static const ngtcp2_callbacks server_callbacks = {
@@ -1118,6 +1201,7 @@ static const ngtcp2_callbacks server_callbacks = {
     .stream_stop_sending = stream_stop_sending_cb,
     .recv_stateless_reset = recv_stateless_reset_cb,
     .dcid_status = dcid_status_cb,
+    .handshake_confirmed = handshake_confirmed_cb,
 };
 
 /* ------------------------------------------------ session cache, 0-RTT */
@@ -1262,7 +1346,10 @@ static void fill_settings(q_transport *t, ngtcp2_settings *st, ngtcp2_transport_
     p->initial_max_streams_bidi = s->max_streams_bidi;
     p->initial_max_streams_uni = s->max_streams_uni;
     p->max_idle_timeout = s->idle_timeout_ms * NGTCP2_MILLISECONDS;
-    p->max_datagram_frame_size = s->max_datagram;
+    /* The setting is the payload; the parameter counts the whole frame
+     * (type byte + length varint + payload). */
+    p->max_datagram_frame_size =
+        s->max_datagram ? (uint64_t)s->max_datagram + 1 + (s->max_datagram <= 63 ? 1 : 2) : 0;
     p->active_connection_id_limit = 7;
 }
 
@@ -1468,7 +1555,6 @@ static q_conn *accept_initial(q_transport *t, const uint8_t *pkt, size_t len,
     sl__map_put(&t->per_addr, ak, (void *)(per + 1));
     c->ocid_key = cid_key(hd.dcid.data, hd.dcid.datalen);
     sl__map_put(&t->cids, c->ocid_key, c);
-    t->st.accepted++;
     sl__map_put(&t->cids, cid_key(scid.data, scid.datalen), c);
     conn_link(t, c);
     t->nhandshakes++;
@@ -1519,6 +1605,10 @@ static void handle_packet(q_transport *t, const uint8_t *pkt, size_t len,
                           const struct sockaddr *from, socklen_t fromlen)
 {
     ngtcp2_version_cid vc;
+    if (len == 0) {
+        t->st.dropped_pkts++; /* an empty UDP datagram: nothing to decode */
+        return;
+    }
     int rv = ngtcp2_pkt_decode_version_cid(&vc, pkt, len, CID_LEN);
     if (rv != 0)
         return; /* garbage or version negotiation needed: drop */
@@ -1560,6 +1650,8 @@ static void handle_packet(q_transport *t, const uint8_t *pkt, size_t len,
     c->st.pkts_recv++;
     c->st.bytes_recv += len;
     rv = ngtcp2_conn_read_pkt(c->q, &path, &pi, pkt, len, now_ns());
+    if (rv == 0)
+        c->hs_progress = true;
     if (rv != 0) {
         conn_fail(c, rv);
         return;
@@ -1967,7 +2059,11 @@ static size_t q_datagram_max(const sl_conn *bc)
     size_t pkt = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->q);
     size_t overhead = 1 + CID_LEN + 4 + 16 + 3;
     size_t max = pkt > overhead ? pkt - overhead : 0;
-    uint64_t fmax = rp->max_datagram_frame_size > 3 ? rp->max_datagram_frame_size - 3 : 0;
+    /* Largest payload whose frame (type + length varint + payload) fits. */
+    uint64_t F = rp->max_datagram_frame_size;
+    uint64_t fmax = F > 3 ? F - 3 : 0;
+    if (fmax < 63 && F >= 2)
+        fmax = F - 2 > 63 ? 63 : F - 2;
     return max < fmax ? max : (size_t)fmax;
 }
 
@@ -2037,6 +2133,8 @@ static int q_stream_write(sl_stream *bs, const void *data, size_t len, size_t *b
         return SL_ERR_CLOSED;
     size_t have = (size_t)(s->write_off - s->acked_off);
     if (len && (have + len > set->max_stream_buffer || c->buffered + len > set->max_conn_buffer)) {
+        if (!s->want_writable)
+            c->nwant++;
         s->want_writable = true;
         if (buffered)
             *buffered = have;
@@ -2150,6 +2248,7 @@ static int q_stream_stop_sending(sl_stream *bs, uint64_t code)
     if (c->dead || s->rd_shut)
         return SL_ERR_CLOSED;
     s->rd_shut = true;
+    s->stop_sent = true;
     int rv = ngtcp2_conn_shutdown_stream_read(c->q, 0, s->base.id, code);
     mark_dirty(c);
     return rv ? map_err(rv) : SL_OK;
