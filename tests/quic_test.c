@@ -293,6 +293,31 @@ static void test_handshake_alpn_mismatch_fails(void **st)
     finish(&h);
 }
 
+static const char *const two_alpns[] = {"starling/1", "h3"};
+
+static void server_two_alpns(sl_transport_settings *s)
+{
+    s->accept_alpns = two_alpns;
+    s->n_accept_alpns = 2;
+}
+
+static void client_h3(sl_transport_settings *s, const uint8_t *pin) { s->alpn = "h3"; }
+
+/* One endpoint serves several ALPNs; the chosen one is visible for dispatch. */
+static void test_alpn_dispatch_on_one_endpoint(void **st)
+{
+    harness h;
+    start(&h, server_two_alpns, client_h3);
+    connect_ok(&h);
+    assert_string_equal(sl_conn_alpn(h.srv.conn), "h3");
+    assert_string_equal(sl_conn_alpn(h.cli.conn), "h3");
+    finish(&h);
+    start(&h, server_two_alpns, NULL);
+    connect_ok(&h);
+    assert_string_equal(sl_conn_alpn(h.srv.conn), SL_ALPN);
+    finish(&h);
+}
+
 /* ------------------------------------------------------------ transfers */
 
 static uint8_t *pattern(size_t n)
@@ -841,6 +866,7 @@ int main(void)
         cmocka_unit_test(test_handshake_pinned),
         cmocka_unit_test(test_handshake_wrong_pin_fails),
         cmocka_unit_test(test_handshake_alpn_mismatch_fails),
+        cmocka_unit_test(test_alpn_dispatch_on_one_endpoint),
         cmocka_unit_test(test_transfer_0B_bidi),
         cmocka_unit_test(test_transfer_1B_bidi),
         cmocka_unit_test(test_transfer_1MiB_bidi),

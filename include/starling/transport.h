@@ -149,6 +149,12 @@ typedef struct sl_transport_settings {
     /* Server: accept 0-RTT data from resumed clients (default true). A
      * replay database rejects a ClientHello seen before. */
     bool accept_early_data;
+    /* Server: the ALPNs accepted on this endpoint, most preferred first
+     * (NULL = just `alpn`). The chosen one is sl_conn_alpn(): the place to
+     * dispatch, e.g. "starling/1" to the node protocol and "h3" to
+     * WebTransport. At most 8. */
+    const char *const *accept_alpns;
+    size_t n_accept_alpns;
 } sl_transport_settings;
 
 enum { SL_RETRY_AUTO = 0, SL_RETRY_ALWAYS = 1, SL_RETRY_NEVER = 2 };

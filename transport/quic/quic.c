@@ -1407,9 +1407,20 @@ static int tls_session(q_transport *t, q_conn *c, bool server)
     if (rv)
         return rv;
     gnutls_session_set_ptr(c->tls, &c->ref);
-    const char *alpn = t->base.set.alpn ? t->base.set.alpn : SL_ALPN;
-    gnutls_datum_t proto = {(unsigned char *)alpn, (unsigned)strlen(alpn)};
-    if (gnutls_alpn_set_protocols(c->tls, &proto, 1, GNUTLS_ALPN_MANDATORY) != 0)
+    const sl_transport_settings *set = &t->base.set;
+    const char *alpn = set->alpn ? set->alpn : SL_ALPN;
+    gnutls_datum_t protos[8];
+    unsigned n = 0;
+    if (server && set->accept_alpns && set->n_accept_alpns) {
+        for (size_t i = 0; i < set->n_accept_alpns && n < 8; i++)
+            if (set->accept_alpns[i] && *set->accept_alpns[i])
+                protos[n++] = (gnutls_datum_t){(unsigned char *)set->accept_alpns[i],
+                                               (unsigned)strlen(set->accept_alpns[i])};
+    }
+    if (n == 0)
+        protos[n++] = (gnutls_datum_t){(unsigned char *)alpn, (unsigned)strlen(alpn)};
+    unsigned flags = GNUTLS_ALPN_MANDATORY | (server ? GNUTLS_ALPN_SERVER_PRECEDENCE : 0);
+    if (gnutls_alpn_set_protocols(c->tls, protos, n, flags) != 0)
         return SL_ERR_TLS;
     ngtcp2_conn_set_tls_native_handle(c->q, c->tls);
     return SL_OK;
