@@ -92,7 +92,10 @@ struct q_stream {
     uint64_t acked_off;    /* bytes acknowledged */
     uint64_t send_off;     /* bytes handed to ngtcp2 */
     uint64_t write_off;    /* bytes written by the user */
-    bool fin_queued, fin_sent, wr_shut, rd_shut, want_writable, opened_by_peer;
+    bool fin_queued, fin_sent, wr_shut, rd_shut, opened_by_peer;
+    bool want_own;         /* refused for its own buffer: woken by its own acks */
+    bool want_conn;        /* refused for the connection's buffer: in c->want_* */
+    q_stream *want_prev, *want_next;
     bool replay_safe;      /* may go as 0-RTT */
     bool stop_sent;        /* we sent STOP_SENDING (a RESET_STREAM back is expected) */
     bool early;            /* opened before the handshake completed */
@@ -125,7 +128,7 @@ struct q_conn {
     q_stream *streams;
     uint32_t nstreams;
     size_t buffered;         /* bytes buffered on all streams */
-    uint32_t nwant;          /* streams waiting for on_stream_writable */
+    q_stream *want_head, *want_tail; /* refused for the connection's limit, FIFO */
     dgram *dq_head, *dq_tail;
     uint32_t dq_len;
     uint64_t dgram_id;
@@ -194,6 +197,7 @@ typedef struct session_entry {
 
 static const sl_transport_ops quic_ops;
 static void client_after_handshake(q_conn *c);
+static void want_del(q_conn *c, q_stream *s);
 static int recv_new_token_cb(ngtcp2_conn *q, const uint8_t *token, size_t len, void *ud);
 
 static uint64_t now_ns(void) { return uv_hrtime(); }
@@ -416,8 +420,7 @@ static void stream_free(q_conn *c, q_stream *s)
     if (s->next)
         s->next->prev = s->prev;
     c->nstreams--;
-    if (s->want_writable)
-        c->nwant--;
+    want_del(c, s);
     c->buffered -= (size_t)(s->write_off - s->acked_off);
     for (chunk *k = s->head; k;) {
         chunk *n = k->next;
@@ -947,28 +950,65 @@ static int recv_stream_data_cb(ngtcp2_conn *q, uint32_t flags, int64_t id, uint6
     return 0;
 }
 
+/* The FIFO of streams refused because the connection's buffer was full. */
+static void want_add(q_conn *c, q_stream *s)
+{
+    if (s->want_conn)
+        return;
+    s->want_conn = true;
+    s->want_next = NULL;
+    s->want_prev = c->want_tail;
+    if (c->want_tail)
+        c->want_tail->want_next = s;
+    else
+        c->want_head = s;
+    c->want_tail = s;
+}
+
+static void want_del(q_conn *c, q_stream *s)
+{
+    if (!s->want_conn)
+        return;
+    if (s->want_prev)
+        s->want_prev->want_next = s->want_next;
+    else
+        c->want_head = s->want_next;
+    if (s->want_next)
+        s->want_next->want_prev = s->want_prev;
+    else
+        c->want_tail = s->want_prev;
+    s->want_prev = s->want_next = NULL;
+    s->want_conn = false;
+}
+
 /*
- * on_stream_writable for streams that were refused: the acknowledged stream
- * itself once below its low-water mark, and, while the connection's buffer
- * has room again, every other stream that was refused for the connection's
- * limit (it may hold no bytes of its own, so no ack of its own would come).
+ * on_stream_writable for refused streams. A stream refused for its own
+ * buffer is woken by acks of its own bytes once below the low-water mark.
+ * Streams refused for the connection's buffer (they may hold no bytes of
+ * their own, so no ack of their own would come) wait in a FIFO and are woken
+ * in order while the connection has room for another low-water's worth:
+ * each callback may write and use that room, so the work per ack is what
+ * is woken, not the number of waiting streams.
  */
 static void notify_writable(q_conn *c, q_stream *acked)
 {
     const sl_transport_settings *set = &c->t->base.set;
-    if (c->nwant == 0 || c->buffered >= set->max_conn_buffer)
-        return;
-    bool conn_room = c->buffered + set->low_water <= set->max_conn_buffer;
-    for (q_stream *s = c->streams; s && c->nwant; s = s->next) {
-        if (!s->want_writable)
-            continue;
-        size_t own = (size_t)(s->write_off - s->acked_off);
-        if (own >= set->low_water || (s != acked && !conn_room))
-            continue;
-        s->want_writable = false;
-        c->nwant--;
+    if (acked && acked->want_own && (size_t)(acked->write_off - acked->acked_off) < set->low_water) {
+        acked->want_own = false;
+        if (set->cb.on_stream_writable)
+            set->cb.on_stream_writable(&acked->base, set->ud);
+    }
+    /* Bounded: every woken stream leaves the FIFO first; one refused again
+     * rejoins at the tail, and at most the streams present at entry run. */
+    for (q_stream *last = c->want_tail; c->want_head && c->buffered + set->low_water <=
+                                                         set->max_conn_buffer;) {
+        q_stream *s = c->want_head;
+        bool was_last = s == last;
+        want_del(c, s);
         if (set->cb.on_stream_writable)
             set->cb.on_stream_writable(&s->base, set->ud);
+        if (was_last)
+            break;
     }
 }
 
@@ -2144,9 +2184,10 @@ static int q_stream_write(sl_stream *bs, const void *data, size_t len, size_t *b
         return SL_ERR_CLOSED;
     size_t have = (size_t)(s->write_off - s->acked_off);
     if (len && (have + len > set->max_stream_buffer || c->buffered + len > set->max_conn_buffer)) {
-        if (!s->want_writable)
-            c->nwant++;
-        s->want_writable = true;
+        if (have + len > set->max_stream_buffer)
+            s->want_own = true;
+        else
+            want_add(c, s);
         if (buffered)
             *buffered = have;
         return SL_ERR_AGAIN;
