@@ -54,8 +54,8 @@
 
 #define CID_LEN 16
 #define MAX_PKT 1452        /* bytes of one outgoing UDP payload we build */
-#define RX_BATCH 32         /* datagrams per recvmmsg */
-#define RX_BUF 2048         /* bytes per receive buffer */
+#define RX_BATCH 16         /* datagrams per recvmmsg */
+#define RX_BUF 65536        /* bytes per receive buffer: a GRO batch of packets */
 #define TX_BATCH 32         /* packets per sendmmsg */
 #define WRITE_BUDGET 64     /* packets one connection may build per flush turn */
 #define CHUNK_MIN 16384     /* minimum size of a send-buffer chunk */
@@ -179,7 +179,7 @@ struct q_transport {
     } tx;
     bool tx_blocked;
     bool gso;                /* UDP_SEGMENT works (until the kernel says no) */
-    uint8_t rx[RX_BATCH][RX_BUF];
+    uint8_t (*rx)[RX_BUF];   /* RX_BATCH receive buffers (1 MiB, allocated once) */
 };
 
 /* What a client remembers about a server for the next connection. */
@@ -1739,6 +1739,10 @@ static void on_readable(q_transport *t)
         struct mmsghdr mh[RX_BATCH];
         struct iovec iov[RX_BATCH];
         struct sockaddr_storage from[RX_BATCH];
+        union {
+            char buf[CMSG_SPACE(sizeof(int))];
+            struct cmsghdr align;
+        } ctl[RX_BATCH];
         for (int i = 0; i < RX_BATCH; i++) {
             iov[i].iov_base = t->rx[i];
             iov[i].iov_len = RX_BUF;
@@ -1747,13 +1751,35 @@ static void on_readable(q_transport *t)
             mh[i].msg_hdr.msg_iovlen = 1;
             mh[i].msg_hdr.msg_name = &from[i];
             mh[i].msg_hdr.msg_namelen = sizeof from[i];
+            mh[i].msg_hdr.msg_control = ctl[i].buf;
+            mh[i].msg_hdr.msg_controllen = sizeof ctl[i].buf;
         }
         int n = recvmmsg(t->fd, mh, RX_BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0)
             break;
-        for (int i = 0; i < n; i++)
-            handle_packet(t, t->rx[i], mh[i].msg_len, (struct sockaddr *)&from[i],
-                          mh[i].msg_hdr.msg_namelen);
+        for (int i = 0; i < n; i++) {
+            /* With UDP_GRO the kernel may hand us several packets of one
+             * sender glued together, all gso_size long but the last. */
+            size_t seg = 0;
+            for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh[i].msg_hdr); cm;
+                 cm = CMSG_NXTHDR(&mh[i].msg_hdr, cm)) {
+                if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
+                    int v;
+                    memcpy(&v, CMSG_DATA(cm), sizeof v);
+                    seg = v > 0 ? (size_t)v : 0;
+                }
+            }
+            size_t total = mh[i].msg_len;
+            if (seg == 0 || seg >= total)
+                seg = total;
+            for (size_t off = 0; off < total || total == 0; off += seg) {
+                size_t len = total - off < seg ? total - off : seg;
+                handle_packet(t, t->rx[i] + off, len, (struct sockaddr *)&from[i],
+                              mh[i].msg_hdr.msg_namelen);
+                if (total == 0)
+                    break;
+            }
+        }
         if (n < RX_BATCH)
             break;
     }
@@ -1796,6 +1822,11 @@ static void on_prepare(uv_prepare_t *h)
 
 static int open_socket(q_transport *t, int family)
 {
+    if (!t->rx) {
+        t->rx = q_alloc(t, (size_t)RX_BATCH * RX_BUF);
+        if (!t->rx)
+            return SL_ERR_NOMEM;
+    }
     int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return SL_ERR_IO;
@@ -1806,6 +1837,9 @@ static int open_socket(q_transport *t, int family)
         int off = 0;
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
     }
+    /* Receive GSO batches whole (loopback hands them over unsegmented). */
+    int one = 1;
+    (void)setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
     t->fd = fd;
     uv_poll_init(t->loop, &t->poll, fd);
     t->poll.data = t;
@@ -1990,6 +2024,7 @@ static void q_del(sl_transport *bt)
     q_transport *t = (q_transport *)bt;
     if (t->fd >= 0)
         close(t->fd);
+    q_free(t, t->rx);
     sl__map_fini(&t->cids);
     sl__map_fini(&t->per_addr);
     sl__map_fini(&t->replay);
