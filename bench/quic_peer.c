@@ -713,6 +713,8 @@ static struct {
     /* hold */
     bool holding;
     uint64_t hold_t0;
+    sl_conn_stats cstats; /* the connection's stats when the transfer completed */
+    bool have_cstats;
 } C;
 
 static uint64_t now(void)
@@ -785,8 +787,11 @@ static void check_answer(tx_stream *x, const uint8_t *hash)
                 x->id, a, b);
         C.bad++;
     }
-    if (C.answered == O.streams)
+    if (C.answered == O.streams) {
         C.t_end = now();
+        if (C.conn && sl_conn_stats_get(C.conn, &C.cstats) == SL_OK)
+            C.have_cstats = true;
+    }
     kick();
 }
 
@@ -1300,6 +1305,9 @@ static void finish_run(void)
         if (O.datagrams)
             printf(",\"datagrams_sent\":%" PRIu32 ",\"datagrams_echoed\":%" PRIu32, C.dg_sent,
                    C.dg_echoed);
+        if (C.have_cstats)
+            printf(",\"pkts_sent\":%" PRIu64 ",\"pkts_lost\":%" PRIu64 ",\"srtt_us\":%" PRIu64,
+                   C.cstats.pkts_sent, C.cstats.pkts_lost, C.cstats.smoothed_rtt_us);
         if (O.hold_sec > 0) {
             if (C.holding && C.lost)
                 printf(",\"close_err\":\"%s\",\"hold_ms\":%.0f", sl_err_name(C.close_err),

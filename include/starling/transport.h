@@ -168,7 +168,9 @@ typedef struct sl_conn_stats {
     uint64_t cwnd;               /* congestion window, bytes */
     uint64_t bytes_in_flight;
     uint64_t bytes_sent, bytes_recv;
-    uint64_t pkts_sent, pkts_recv, pkts_lost;
+    uint64_t pkts_sent, pkts_recv;
+    uint64_t pkts_lost; /* packets carrying stream data declared lost (ngtcp2 1.11 counts
+                           losses per stream), plus lost datagrams */
     uint64_t datagrams_sent, datagrams_recv, datagrams_lost;
     uint32_t streams_open;
     uint32_t resets_recv;        /* RESET_STREAM + STOP_SENDING received */
@@ -183,6 +185,7 @@ typedef struct sl_stream_stats {
     uint64_t bytes_recv;
     uint64_t bytes_consumed;
     size_t buffered;         /* written but not acknowledged yet */
+    uint64_t pkts_lost;      /* packets with this stream's data declared lost */
 } sl_stream_stats;
 
 /* Counters of an endpoint since it was created. */

@@ -129,6 +129,7 @@ struct q_conn {
     uint32_t nstreams;
     size_t buffered;         /* bytes buffered on all streams */
     q_stream *want_head, *want_tail; /* refused for the connection's limit, FIFO */
+    uint64_t lost_closed;    /* stream packet losses of streams already closed */
     dgram *dq_head, *dq_tail;
     uint32_t dq_len;
     uint64_t dgram_id;
@@ -421,6 +422,8 @@ static void stream_free(q_conn *c, q_stream *s)
         s->next->prev = s->prev;
     c->nstreams--;
     want_del(c, s);
+    if (c->q)
+        c->lost_closed += ngtcp2_conn_get_stream_loss_count(c->q, s->base.id);
     c->buffered -= (size_t)(s->write_off - s->acked_off);
     for (chunk *k = s->head; k;) {
         chunk *n = k->next;
@@ -2128,6 +2131,10 @@ static int q_conn_stats(const sl_conn *bc, sl_conn_stats *out)
         out->rttvar_us = ci.rttvar / 1000;
         out->cwnd = ci.cwnd;
         out->bytes_in_flight = ci.bytes_in_flight;
+        uint64_t lost = c->lost_closed;
+        for (const q_stream *s = c->streams; s; s = s->next)
+            lost += ngtcp2_conn_get_stream_loss_count(c->q, s->base.id);
+        out->pkts_lost = lost + c->st.datagrams_lost;
     }
     return SL_OK;
 }
@@ -2367,6 +2374,8 @@ static int q_stream_stats(const sl_stream *bs, sl_stream_stats *out)
     const q_stream *s = (const q_stream *)bs;
     *out = s->st;
     out->buffered = (size_t)(s->write_off - s->acked_off);
+    if (s->c->q)
+        out->pkts_lost = ngtcp2_conn_get_stream_loss_count(s->c->q, s->base.id);
     return SL_OK;
 }
 
