@@ -322,6 +322,10 @@ static void deliver_sys(sl_core *c, sl_actor *to, sl_id from, uint8_t kind, uint
     (void)deliver(c, to, m);
 }
 
+static int send_remote(sl_core *c, sl_id from, sl_id to, uint8_t kind, uint8_t prio,
+                       uint32_t type, uint64_t corr, int32_t status, const void *data, size_t len);
+static inline bool is_remote(const sl_core *c, sl_id id) { return id.node != c->set.node_id; }
+
 /* ------------------------------------------------------------- lookup */
 
 /* Look an actor up. A one-entry cache serves the common case of many sends
@@ -522,7 +526,7 @@ static void ref_free(sl_core *c, sl__ref *r)
     owned_remove(r);
     heap_remove(c, r);
     if (r->id)
-        sl__map_del(&c->refs, r->id);
+        sl__map_del(r->kind == SL__REF_RASK ? &c->rasks : &c->refs, r->id);
     sl__free(c, r->data);
     sl__free(c, r);
 }
@@ -560,6 +564,7 @@ int sl_core_new(const sl_core_settings *settings, sl_core **out)
     c->set.mem = &c->mem;
     sl__idtab_init(&c->actors, &c->mem);
     sl__map_init(&c->refs, &c->mem);
+    sl__map_init(&c->rasks, &c->mem);
     if (sl__reg_new(c) != SL_OK) {
         mem.free(c, mem.ud);
         return SL_ERR_NOMEM;
@@ -570,6 +575,7 @@ int sl_core_new(const sl_core_settings *settings, sl_core **out)
 
 uint64_t sl_core_now(const sl_core *c) { return c->now; }
 void *sl_core_data(const sl_core *c) { return c->set.ud; }
+uint64_t sl_core_node_id(const sl_core *c) { return c->set.node_id; }
 size_t sl_core_alive(const sl_core *c) { return c->actors.count; }
 bool sl_core_has_work(const sl_core *c) { return c->rq_head != NULL || c->stop_head != NULL; }
 
@@ -792,6 +798,12 @@ static void terminate(sl_core *c, sl_actor *a)
         sl__ref *r = a->owned;
         if (r->kind == SL__REF_ASK && r->t_actor && !(r->t_actor->flags & SL__A_STOPPING))
             deliver_sys(c, r->t_actor, self, SL_KIND_CANCEL, SL_PRIO_CRITICAL, r->id, 0, 0);
+        else if (r->kind == SL__REF_ASK && is_remote(c, r->target))
+            (void)send_remote(c, self, r->target, SL_KIND_CANCEL, SL_PRIO_CRITICAL, 0, r->id, 0,
+                              NULL, 0);
+        else if (r->kind == SL__REF_RASK) /* accepted, never answered: tell the asker */
+            (void)send_remote(c, self, r->target, SL_KIND_FAIL, r->prio, 0, r->corr,
+                              SL_ERR_ACTOR_DOWN, NULL, 0);
         ref_free(c, r);
     }
     /* Its mailbox. Asks waiting in it are failed through the watchers below. */
@@ -894,6 +906,7 @@ void sl_core_del(sl_core *c)
     sl__free(c, c->heap);
     sl__idtab_fini(&c->actors);
     sl__map_fini(&c->refs);
+    sl__map_fini(&c->rasks);
     sl__reg_del(c);
     sl_mem mem = c->mem;
     mem.free(c, mem.ud);
@@ -909,6 +922,39 @@ static int dead_letter(sl_core *c, sl_id to, uint32_t type)
     return SL_ERR_NOACTOR;
 }
 
+/* Key of an ask from another node: its asker and its ask id. */
+static uint64_t rask_key(sl_id asker, uint64_t corr)
+{
+    uint64_t k = (corr * 0x9E3779B97F4A7C15ull) ^ (asker.local * 0xC2B2AE3D27D4EB4Full) ^ asker.node;
+    return k ? k : 1;
+}
+
+static sl__ref *rask_find(const sl_core *c, sl_id asker, uint64_t corr)
+{
+    sl__ref *r = sl__map_get(&c->rasks, rask_key(asker, corr));
+    return (r && r->corr == corr && sl_id_eq(r->target, asker)) ? r : NULL;
+}
+
+/* Hand a message for another node to the platform. */
+static int send_remote(sl_core *c, sl_id from, sl_id to, uint8_t kind, uint8_t prio,
+                       uint32_t type, uint64_t corr, int32_t status, const void *data, size_t len)
+{
+    if (!c->set.remote)
+        return dead_letter(c, to, type);
+    sl_msg m;
+    memset(&m, 0, sizeof m);
+    m.from = from;
+    m.to = to;
+    m.kind = kind;
+    m.prio = prio;
+    m.type = type;
+    m.corr = corr;
+    m.status = status;
+    m.len = len;
+    m.data = len ? data : NULL;
+    return c->set.remote(c, &m, c->set.ud);
+}
+
 /* The common send path; returns the sl_send() codes. Written as one
  * straight line for the common case (live receiver with room, small
  * payload from the pool): this is the hot path of every local message. */
@@ -919,6 +965,11 @@ static int send_kind(sl_core *c, sl_id from, sl_id to, uint8_t kind, int prio, u
         return SL_ERR_INVAL;
     if (len > c->set.max_message_size)
         return SL_ERR_MSG_TOO_BIG;
+    if (is_remote(c, to) && to.local != 0) {
+        if (target)
+            *target = NULL;
+        return send_remote(c, from, to, kind, (uint8_t)prio, type, corr, 0, data, len);
+    }
     sl_actor *a = lookup(c, to);
     if (!a)
         return dead_letter(c, to, type);
@@ -1008,6 +1059,28 @@ int sl__core_inject(sl_core *c, const sl_msg *m)
     sl_actor *a = sl__actor_get(c, m->to);
     if (!a)
         return dead_letter(c, m->to, m->type);
+    bool outcome = m->kind == SL_KIND_REPLY || m->kind == SL_KIND_CHUNK ||
+                   m->kind == SL_KIND_END || m->kind == SL_KIND_FAIL;
+    sl__ref *r = NULL;
+    if (outcome) {
+        /* An answer from another node to one of our asks: it must still be
+         * pending, owned by the addressee; otherwise it is late. */
+        r = sl__map_get(&c->refs, m->corr);
+        if (!r || r->kind != SL__REF_ASK || r->owner != a) {
+            c->st.late_replies++;
+            return SL_ERR_CANCELLED;
+        }
+        if (m->kind == SL_KIND_CHUNK && a->queued >= a->capacity) {
+            a->rejected++;
+            return SL_ERR_MAILBOX_FULL;
+        }
+    }
+    bool remote_asker = is_remote(c, m->from) && m->from.local;
+    if (m->kind == SL_KIND_CANCEL && remote_asker) {
+        sl__ref *ra = rask_find(c, m->from, m->corr);
+        if (ra)
+            ref_free(c, ra); /* further replies get SL_ERR_CANCELLED */
+    }
     sl__msg *q = msg_make(c, m->from, m->to, m->kind, m->prio, m->type, m->corr, m->data, m->len);
     if (!q)
         return SL_ERR_NOMEM;
@@ -1019,7 +1092,53 @@ int sl__core_inject(sl_core *c, const sl_msg *m)
         msg_free(c, q);
         return rc;
     }
+    if (r && m->kind != SL_KIND_CHUNK)
+        ref_free(c, r); /* the ask is over */
+    if (m->kind == SL_KIND_ASK && remote_asker) {
+        /* Remember it: if this actor stops before answering, the asker's
+         * node must hear FAIL(ACTOR_DOWN) now rather than at its deadline. */
+        sl__ref *ra = ref_new(c, SL__REF_RASK, a, m->from);
+        if (ra) {
+            ra->corr = m->corr;
+            ra->prio = m->prio;
+            ra->id = rask_key(m->from, m->corr);
+            if (sl__map_put(&c->rasks, ra->id, ra) == SL_OK) {
+                owned_add(a, ra);
+            } else {
+                sl__free(c, ra); /* untracked: the asker's deadline still ends it */
+            }
+        }
+    }
     return SL_OK;
+}
+
+size_t sl__core_node_down(sl_core *c, uint64_t node, int err, int reason)
+{
+    size_t n = 0;
+    /* Collect first: ending a record changes the map. Bounded by the map. */
+    for (size_t i = 0; i < c->refs.cap; i++) {
+        sl__ref *r = c->refs.slots[i].key ? c->refs.slots[i].val : NULL;
+        if (!r || r->target.node != node || node == c->set.node_id)
+            continue;
+        if (r->kind == SL__REF_ASK) {
+            deliver_sys(c, r->owner, r->target, SL_KIND_FAIL, r->prio, r->id, err, 0);
+        } else if (r->kind == SL__REF_MONITOR) {
+            deliver_sys(c, r->owner, r->target, SL_KIND_DOWN, SL_PRIO_CRITICAL, r->id, reason, 0);
+        } else {
+            continue;
+        }
+        ref_free(c, r);
+        n++;
+        i--; /* backward-shift deletion may have moved an entry into slot i */
+    }
+    for (size_t i = 0; i < c->rasks.cap; i++) {
+        sl__ref *r = c->rasks.slots[i].key ? c->rasks.slots[i].val : NULL;
+        if (!r || r->target.node != node)
+            continue;
+        ref_free(c, r); /* nobody to answer any more */
+        i--;
+    }
+    return n;
 }
 
 /* ------------------------------------------------------------- timers */
@@ -1133,7 +1252,8 @@ int sl_ask(sl_actor *self, sl_id to, uint32_t type, int prio, const void *data, 
         return rc;
     }
     owned_add(self, r);
-    watch_add(t, r);
+    if (t)
+        watch_add(t, r); /* a remote target's death comes as FAIL from its node */
     if (timeout_ms) {
         r->deadline = deadline_after(c, timeout_ms);
         heap_push(c, r);
@@ -1154,6 +1274,9 @@ int sl_ask_cancel(sl_actor *self, uint64_t ask_id)
     if (r->t_actor && !(r->t_actor->flags & SL__A_STOPPING))
         deliver_sys(c, r->t_actor, id_of(c, self), SL_KIND_CANCEL, SL_PRIO_CRITICAL, r->id, 0,
                     0);
+    else if (is_remote(c, r->target))
+        (void)send_remote(c, id_of(c, self), r->target, SL_KIND_CANCEL, SL_PRIO_CRITICAL, 0, r->id,
+                          0, NULL, 0);
     /* Chunks already queued for it must not surface after the cancel. */
     mq_purge_corr(c, self, ask_id, SL_KIND_CHUNK);
     ref_free(c, r);
@@ -1167,6 +1290,9 @@ static void ask_timeout(sl_core *c, sl__ref *r)
     c->st.timeouts++;
     if (r->t_actor && !(r->t_actor->flags & SL__A_STOPPING))
         deliver_sys(c, r->t_actor, id_of(c, o), SL_KIND_CANCEL, SL_PRIO_CRITICAL, r->id, 0, 0);
+    else if (is_remote(c, r->target))
+        (void)send_remote(c, id_of(c, o), r->target, SL_KIND_CANCEL, SL_PRIO_CRITICAL, 0, r->id, 0,
+                          NULL, 0);
     deliver_sys(c, o, r->target, SL_KIND_FAIL, r->prio, r->id, SL_ERR_TIMEOUT, 0);
     ref_free(c, r);
 }
@@ -1181,6 +1307,22 @@ static int reply_kind(sl_actor *self, sl_req req, uint8_t kind, uint32_t type, c
         return SL_ERR_INVAL;
     if (len > c->set.max_message_size)
         return SL_ERR_MSG_TOO_BIG;
+    if (is_remote(c, req.asker) && req.asker.local) {
+        /* Only an ask we accepted and that was neither answered nor
+         * cancelled may be answered; the asker's node also drops what
+         * comes late. */
+        sl__ref *ra = rask_find(c, req.asker, req.corr);
+        if (!ra) {
+            c->st.late_replies++;
+            return SL_ERR_CANCELLED;
+        }
+        uint8_t p = req.prio < SL_PRIO_COUNT ? req.prio : ra->prio;
+        int rc = send_remote(c, id_of(c, self), req.asker, kind, p, type, req.corr, status, data,
+                             len);
+        if (rc == SL_OK && kind != SL_KIND_CHUNK)
+            ref_free(c, ra);
+        return rc;
+    }
     sl_actor *asker = sl__actor_get(c, req.asker);
     sl__ref *r = sl__map_get(&c->refs, req.corr);
     if (!asker) {
@@ -1238,6 +1380,21 @@ int sl_monitor(sl_actor *self, sl_id target, uint64_t *ref)
         return SL_ERR_INVAL;
     sl_core *c = self->core;
     sl_actor *t = sl__actor_get_any(c, target);
+    if (!t && is_remote(c, target) && target.local && c->set.remote) {
+        /* An actor on another node: DOWN(noconnection) when the node is
+         * lost (sl__core_node_down). */
+        sl__ref *r = ref_new(c, SL__REF_MONITOR, self, target);
+        if (!r)
+            return SL_ERR_NOMEM;
+        if (ref_register(c, r)) {
+            sl__free(c, r);
+            return SL_ERR_NOMEM;
+        }
+        owned_add(self, r);
+        if (ref)
+            *ref = r->id;
+        return SL_OK;
+    }
     if (!t) {
         /* Already dead: DOWN(NOPROC) at once, nothing to keep. */
         uint64_t id = ++c->next_ref;

@@ -23,7 +23,13 @@ typedef struct sl__msg {
 } sl__msg;
 
 /* Kinds of reference records. */
-enum { SL__REF_MONITOR = 1, SL__REF_LINK, SL__REF_ASK, SL__REF_TIMER };
+enum {
+    SL__REF_MONITOR = 1,
+    SL__REF_LINK,
+    SL__REF_ASK,
+    SL__REF_TIMER,
+    SL__REF_RASK /* an ask from an actor on another node, accepted by a local actor */
+};
 
 /*
  * A reference record: a monitor, one direction of a link, a pending ask, or a
@@ -44,6 +50,7 @@ typedef struct sl__ref {
     struct sl__ref *o_prev, *o_next;
     uint64_t deadline; /* ns; heap key */
     uint64_t period;   /* timer: ns between firings, 0 = one-shot */
+    uint64_t corr;     /* remote ask: the asker's ask id */
     uint32_t type;     /* timer: message type */
     size_t len;        /* timer: payload length */
     uint8_t *data;     /* timer: payload copy (owned) */
@@ -96,6 +103,7 @@ struct sl_core {
     uint64_t last_local;  /* one-entry lookup cache (0 = empty) */
     sl_actor *last_actor;
     sl__map refs;
+    sl__map rasks;     /* (remote asker, ask id) key -> SL__REF_RASK record */
     sl_actor *rq_head, *rq_tail;
     sl_actor *stop_head, *stop_tail;
     sl__ref **heap;

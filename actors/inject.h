@@ -17,4 +17,11 @@
  */
 int sl__core_inject(sl_core *c, const sl_msg *m);
 
+/*
+ * A remote node is gone (connection lost): every pending ask of a local
+ * actor to an actor on `node` fails at once with FAIL(status = err), and
+ * monitors of actors there fire DOWN(reason). Returns how many were ended.
+ */
+size_t sl__core_node_down(sl_core *c, uint64_t node, int err, int reason);
+
 #endif

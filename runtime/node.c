@@ -21,10 +21,15 @@
 #include "starling/node.h"
 #include "actors/inject.h"
 #include "actors/mem.h"
+#include "runtime/cluster.h"
 
 struct sl_node {
     sl_mem mem; /* the allocator of the settings (or the C library's) */
     sl_core *core;
+    sl__cluster *cluster;  /* links to peer nodes, NULL for a local node */
+    bool cluster_closing, cluster_closed;
+    void (*on_peer)(sl_node *, uint64_t, bool, void *);
+    void *peer_ud;
     uv_loop_t *loop;
     uv_loop_t own_loop;
     bool owns_loop;
@@ -70,6 +75,20 @@ static void on_async(uv_async_t *h);
 static void on_idle(uv_idle_t *h);
 static void on_timer(uv_timer_t *h);
 
+static int node_remote(sl_core *core, const sl_msg *m, void *ud)
+{
+    (void)core;
+    sl_node *n = ud;
+    return sl__cluster_send(n->cluster, m);
+}
+
+static void node_peer(uint64_t peer, bool up, void *ud)
+{
+    sl_node *n = ud;
+    if (n->on_peer)
+        n->on_peer(n, peer, up, n->peer_ud);
+}
+
 static uint64_t node_clock(void *ud)
 {
     (void)ud;
@@ -114,10 +133,29 @@ int sl_node_new(const sl_node_settings *settings, sl_node **out)
     cs.wake = on_wake;
     cs.clock = node_clock;
     cs.ud = n;
+    int rc = SL_OK;
+    if (settings->quic) {
+        sl_transport_settings ts = *settings->quic;
+        ts.loop = n->loop;
+        rc = sl__cluster_new(&ts, NULL, &n->mem, cs.max_message_size ? cs.max_message_size
+                                                                      : (64u << 20),
+                             &n->cluster);
+        if (rc == SL_OK) {
+            cs.node_id = sl__cluster_node_id(n->cluster);
+            cs.remote = node_remote;
+            n->on_peer = settings->on_peer;
+            n->peer_ud = settings->ud;
+            sl__cluster_on_peer(n->cluster, node_peer, n);
+        }
+    }
     if (cs.node_id == 0)
         cs.node_id = random_node_id();
-    int rc = sl_core_new(&cs, &n->core);
+    if (rc == SL_OK)
+        rc = sl_core_new(&cs, &n->core);
+    if (rc == SL_OK && n->cluster)
+        sl__cluster_set_core(n->cluster, n->core);
     if (rc) {
+        sl__cluster_del(n->cluster);
         if (n->owns_loop)
             uv_loop_close(&n->own_loop);
         mem.free(n, mem.ud);
@@ -163,12 +201,30 @@ static void on_closed(uv_handle_t *h)
     }
 }
 
+static void maybe_finish_stop(sl_node *n);
+
+static void cluster_closed(void *ud)
+{
+    sl_node *n = ud;
+    n->cluster_closed = true;
+    maybe_finish_stop(n);
+}
+
 static void maybe_finish_stop(sl_node *n)
 {
     if (!n->stopping || n->stopped || uv_is_closing((uv_handle_t *)&n->idle))
         return;
     if (sl_core_alive(n->core) != 0 || n->jobs != 0 || sl_core_has_work(n->core))
         return;
+    if (n->cluster && !n->cluster_closed) {
+        /* Actors are gone: close the links (CONNECTION_CLOSE to peers),
+         * then come back here. */
+        if (!n->cluster_closing) {
+            n->cluster_closing = true;
+            sl__cluster_close(n->cluster, cluster_closed, n);
+        }
+        return;
+    }
     uv_idle_stop(&n->idle);
     n->idle_active = false;
     uv_timer_stop(&n->timer);
@@ -242,6 +298,14 @@ void sl_node_del(sl_node *n)
         uv_run(n->loop, UV_RUN_NOWAIT);
     }
     sl_core_del(n->core);
+    if (n->cluster) {
+        if (!n->cluster_closing) {
+            n->cluster_closing = true;
+            sl__cluster_close(n->cluster, NULL, NULL);
+            uv_run(n->loop, UV_RUN_NOWAIT);
+        }
+        sl__cluster_del(n->cluster);
+    }
     if (n->owns_loop) {
         uv_run(n->loop, UV_RUN_NOWAIT);
         uv_loop_close(&n->own_loop);
@@ -325,4 +389,34 @@ int sl_offload(sl_actor *self, sl_work_fn fn, void *arg, void (*release)(void *a
     if (job_id)
         *job_id = j->id;
     return SL_OK;
+}
+
+/* ------------------------------------------------------------ network */
+
+uint64_t sl_node_id(const sl_node *n) { return sl_core_node_id(n->core); }
+
+int sl_node_listen(sl_node *n, const char *host, uint16_t port)
+{
+    if (!n->cluster)
+        return SL_ERR_UNSUPPORTED;
+    return sl_transport_listen(sl__cluster_transport(n->cluster), host, port);
+}
+
+int sl_node_port(const sl_node *n, uint16_t *port)
+{
+    if (!n->cluster)
+        return SL_ERR_UNSUPPORTED;
+    return sl_transport_local_port(sl__cluster_transport(n->cluster), port);
+}
+
+int sl_node_connect(sl_node *n, const char *host, uint16_t port)
+{
+    if (!n->cluster)
+        return SL_ERR_UNSUPPORTED;
+    return sl_transport_connect(sl__cluster_transport(n->cluster), host, port, NULL, NULL);
+}
+
+sl_transport *sl_node_transport(const sl_node *n)
+{
+    return n->cluster ? sl__cluster_transport(n->cluster) : NULL;
 }

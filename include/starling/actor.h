@@ -197,6 +197,15 @@ typedef struct sl_core_settings {
      * it asks this callback so deadlines are not computed from a stale time.
      */
     uint64_t (*clock)(void *ud);
+    /*
+     * Messages for actors on other nodes (m->to.node != node_id): sends,
+     * asks, replies, cancels. The platform (the node's cluster layer)
+     * encodes and routes them; m and its payload are valid during the call
+     * only. Return SL_OK once taken, or the error the sender should see
+     * (SL_ERR_NOCONN, SL_ERR_AGAIN, SL_ERR_MSG_TOO_BIG, ...). NULL: such
+     * sends are dead letters (SL_ERR_NOACTOR).
+     */
+    int (*remote)(sl_core *core, const sl_msg *m, void *ud);
 } sl_core_settings;
 
 SL_EXTERN void sl_core_settings_default(sl_core_settings *s);
@@ -237,6 +246,9 @@ SL_EXTERN uint64_t sl_core_next_deadline(const sl_core *core);
 
 /* The time last passed in, in ns. */
 SL_EXTERN uint64_t sl_core_now(const sl_core *core);
+
+/* The node part of this core's actor ids. */
+SL_EXTERN uint64_t sl_core_node_id(const sl_core *core);
 
 /* The `ud` from the settings. */
 SL_EXTERN void *sl_core_data(const sl_core *core);

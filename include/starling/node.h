@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "actor.h"
+#include "transport.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -27,6 +28,16 @@ typedef struct sl_node_settings {
     sl_core_settings core; /* the core's settings (wake/ud are taken by the node) */
     uv_loop_t *loop;       /* loop to run on; NULL = the node creates and owns one */
     uint32_t slice;        /* max messages per loop iteration before yielding to I/O (default 8192) */
+    /*
+     * Networking. NULL (default): a local node. Otherwise the node owns a
+     * QUIC endpoint with these settings (loop and callbacks are the node's;
+     * mutual TLS is forced on) and its node id is the one derived from its
+     * TLS key, so actor ids name the node that holds the key.
+     */
+    const sl_transport_settings *quic;
+    /* Called when a peer node connects (up) or its connection ends (down). */
+    void (*on_peer)(sl_node *node, uint64_t peer, bool up, void *ud);
+    void *ud;
 } sl_node_settings;
 
 SL_EXTERN void sl_node_settings_default(sl_node_settings *s);
@@ -59,6 +70,22 @@ SL_EXTERN int sl_node_run(sl_node *node);
  * called once everything has stopped. Idempotent.
  */
 SL_EXTERN void sl_node_stop(sl_node *node, void (*on_stopped)(sl_node *node, void *ud), void *ud);
+
+/* The node id (random for a local node, key-derived for a networked one). */
+SL_EXTERN uint64_t sl_node_id(const sl_node *node);
+
+/*
+ * Networked nodes: accept peers on host:port (port 0 = any), report the
+ * bound port, and connect to a peer node at host:port (an IP literal).
+ * Connecting is asynchronous: on_peer(up) says when actors there can be
+ * reached; until then sends to them fail with SL_ERR_NOCONN.
+ * Return SL_OK, SL_ERR_UNSUPPORTED (a local node), or the transport's codes.
+ */
+SL_EXTERN int sl_node_listen(sl_node *node, const char *host, uint16_t port);
+SL_EXTERN int sl_node_port(const sl_node *node, uint16_t *port);
+SL_EXTERN int sl_node_connect(sl_node *node, const char *host, uint16_t port);
+/* The node's QUIC endpoint (NULL for a local node), e.g. for its stats. */
+SL_EXTERN sl_transport *sl_node_transport(const sl_node *node);
 
 /* True once sl_node_stop() completed. */
 SL_EXTERN bool sl_node_stopped(const sl_node *node);

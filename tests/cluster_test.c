@@ -1,0 +1,389 @@
+/*
+ * cluster_test.c: actors on two networked nodes (QUIC on 127.0.0.1, one
+ * libuv loop) talk exactly as neighbours do: send, ask/reply, asks to
+ * unknown or dying actors, deadlines, cancellation, and what happens to
+ * pending asks and monitors when the other node goes away.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "starling/node.h"
+
+#define LOG_MAX 256
+
+typedef struct rec {
+    uint8_t kind;
+    uint32_t type;
+    uint64_t corr;
+    int32_t status;
+    sl_id from;
+    char data[64];
+} rec;
+
+typedef struct probe {
+    rec log[LOG_MAX];
+    int n;
+    int replies;      /* how many asks to answer (ASK -> REPLY "pong") */
+    bool crash_on_ask;
+    bool silent;      /* never answer */
+} probe;
+
+static int probe_msg(sl_actor *self, const sl_msg *m)
+{
+    probe *p = sl_state(self);
+    if (p->n < LOG_MAX) {
+        rec *r = &p->log[p->n++];
+        r->kind = m->kind;
+        r->type = m->type;
+        r->corr = m->corr;
+        r->status = m->status;
+        r->from = m->from;
+        size_t l = m->len < sizeof r->data - 1 ? m->len : sizeof r->data - 1;
+        memcpy(r->data, m->data ? (const char *)m->data : "", l);
+        r->data[l] = 0;
+    }
+    if (m->kind == SL_KIND_ASK) {
+        if (p->crash_on_ask)
+            return -99;
+        if (!p->silent)
+            sl_reply(self, sl_req_of(m), m->type, "pong", 4);
+    }
+    return 0;
+}
+
+static const sl_behavior probe_b = {.on_message = probe_msg};
+
+typedef struct world {
+    uv_loop_t loop;
+    uv_timer_t watchdog;
+    uv_idle_t check;
+    sl_node *a, *b;
+    int up_a, up_b, down_a, down_b;
+    bool (*done)(struct world *);
+    bool timed_out;
+} world;
+
+static world *W;
+
+static void on_peer(sl_node *n, uint64_t peer, bool up, void *ud)
+{
+    world *w = ud;
+    if (n == w->a)
+        up ? w->up_a++ : w->down_a++;
+    else
+        up ? w->up_b++ : w->down_b++;
+}
+
+static void wd_cb(uv_timer_t *t)
+{
+    W->timed_out = true;
+    uv_stop(&W->loop);
+}
+
+static void check_cb(uv_idle_t *i)
+{
+    if (W->done && W->done(W))
+        uv_stop(&W->loop);
+}
+
+static bool run_until(world *w, bool (*done)(world *), uint64_t ms)
+{
+    w->done = done;
+    w->timed_out = false;
+    uv_timer_start(&w->watchdog, wd_cb, ms, 0);
+    uv_idle_start(&w->check, check_cb);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    uv_idle_stop(&w->check);
+    uv_timer_stop(&w->watchdog);
+    return !w->timed_out && (!done || done(w));
+}
+
+static bool connected(world *w) { return w->up_a && w->up_b; }
+
+static sl_node *make_node(world *w)
+{
+    sl_transport_settings ts;
+    sl_transport_settings_default(&ts);
+    ts.tls.verify = SL_VERIFY_NONE_INSECURE_DEV_ONLY; /* dev certs on both sides */
+    ts.keepalive_ms = 200;
+    ts.idle_timeout_ms = 1500;
+    sl_node_settings ns;
+    sl_node_settings_default(&ns);
+    ns.loop = &w->loop;
+    ns.quic = &ts;
+    ns.on_peer = on_peer;
+    ns.ud = w;
+    sl_node *n = NULL;
+    assert_int_equal(sl_node_new(&ns, &n), SL_OK);
+    return n;
+}
+
+static void world_up(world *w)
+{
+    memset(w, 0, sizeof *w);
+    W = w;
+    uv_loop_init(&w->loop);
+    uv_timer_init(&w->loop, &w->watchdog);
+    uv_idle_init(&w->loop, &w->check);
+    w->a = make_node(w);
+    w->b = make_node(w);
+    assert_true(sl_node_id(w->a) != sl_node_id(w->b));
+    assert_int_equal(sl_node_listen(w->a, "127.0.0.1", 0), SL_OK);
+    uint16_t port;
+    assert_int_equal(sl_node_port(w->a, &port), SL_OK);
+    assert_int_equal(sl_node_connect(w->b, "127.0.0.1", port), SL_OK);
+    assert_true(run_until(w, connected, 5000));
+}
+
+static bool both_stopped(world *w) { return sl_node_stopped(w->a) && sl_node_stopped(w->b); }
+
+static void world_down(world *w)
+{
+    if (!sl_node_stopped(w->a))
+        sl_node_stop(w->a, NULL, NULL);
+    if (!sl_node_stopped(w->b))
+        sl_node_stop(w->b, NULL, NULL);
+    assert_true(run_until(w, both_stopped, 5000));
+    sl_node_del(w->a);
+    sl_node_del(w->b);
+    uv_close((uv_handle_t *)&w->watchdog, NULL);
+    uv_close((uv_handle_t *)&w->check, NULL);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&w->loop), 0);
+}
+
+/* An actor on B that runs a function once it starts (to ask/send from it). */
+typedef struct client {
+    probe p; /* first: sl_state is also a probe */
+    sl_id target;
+    int mode;
+    uint64_t ask_id, mon_ref;
+} client;
+
+enum { M_SEND100 = 1, M_ASK, M_ASK_TIMEOUT, M_ASK_MONITOR };
+
+static int client_start(sl_actor *self, void *arg)
+{
+    client *c = sl_state(self);
+    char buf[16];
+    switch (c->mode) {
+    case M_SEND100:
+        for (int i = 0; i < 100; i++) {
+            int n = snprintf(buf, sizeof buf, "m%d", i);
+            int rc = sl_send(self, c->target, 7, SL_PRIO_NORMAL, buf, (size_t)n);
+            if (rc)
+                return rc;
+        }
+        return 0;
+    case M_ASK:
+        return sl_ask(self, c->target, 9, SL_PRIO_HIGH, "ping", 4, 5000, &c->ask_id);
+    case M_ASK_TIMEOUT:
+        return sl_ask(self, c->target, 9, SL_PRIO_HIGH, "ping", 4, 200, &c->ask_id);
+    case M_ASK_MONITOR: {
+        int rc = sl_monitor(self, c->target, &c->mon_ref);
+        return rc ? rc : sl_ask(self, c->target, 9, SL_PRIO_HIGH, "ping", 4, 60000, &c->ask_id);
+    }
+    }
+    return 0;
+}
+
+static const sl_behavior client_b = {.on_start = client_start, .on_message = probe_msg};
+
+static probe *g_srv;
+static client *g_cli;
+
+static bool srv_got_100(world *w) { return g_srv->n >= 100; }
+static bool cli_got_1(world *w) { return g_cli->p.n >= 1; }
+static bool cli_got_2(world *w) { return g_cli->p.n >= 2; }
+static bool srv_got_2(world *w) { return g_srv->n >= 2; }
+
+static sl_id spawn_server(world *w, probe *p)
+{
+    sl_id id;
+    assert_int_equal(sl_spawn(sl_node_core(w->a), &probe_b, p, NULL, &id), SL_OK);
+    assert_int_equal(id.node, sl_node_id(w->a));
+    return id;
+}
+
+static sl_id spawn_client(world *w, client *c)
+{
+    sl_id id;
+    assert_int_equal(sl_spawn(sl_node_core(w->b), &client_b, c, NULL, &id), SL_OK);
+    return id;
+}
+
+/* ------------------------------------------------------------- tests */
+
+static void test_send_across_nodes_in_order(void **st)
+{
+    world w;
+    world_up(&w);
+    probe *srv = calloc(1, sizeof *srv);
+    client *cli = calloc(1, sizeof *cli);
+    g_srv = srv;
+    g_cli = cli;
+    cli->target = spawn_server(&w, srv);
+    cli->mode = M_SEND100;
+    sl_id cid = spawn_client(&w, cli);
+    assert_true(run_until(&w, srv_got_100, 5000));
+    for (int i = 0; i < 100; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "m%d", i);
+        assert_string_equal(srv->log[i].data, want);
+        assert_int_equal(srv->log[i].kind, SL_KIND_SEND);
+        assert_int_equal(srv->log[i].type, 7);
+        /* The sender's id names its own node. */
+        assert_true(sl_id_eq(srv->log[i].from, cid));
+    }
+    world_down(&w);
+    free(srv);
+    free(cli);
+}
+
+static void test_ask_reply_across_nodes(void **st)
+{
+    world w;
+    world_up(&w);
+    probe *srv = calloc(1, sizeof *srv);
+    client *cli = calloc(1, sizeof *cli);
+    g_srv = srv;
+    g_cli = cli;
+    cli->target = spawn_server(&w, srv);
+    cli->mode = M_ASK;
+    spawn_client(&w, cli);
+    assert_true(run_until(&w, cli_got_1, 5000));
+    assert_int_equal(cli->p.log[0].kind, SL_KIND_REPLY);
+    assert_int_equal(cli->p.log[0].corr, cli->ask_id);
+    assert_string_equal(cli->p.log[0].data, "pong");
+    assert_true(sl_id_eq(cli->p.log[0].from, cli->target));
+    world_down(&w);
+    free(srv);
+    free(cli);
+}
+
+static void test_ask_unknown_remote_actor_fails_fast(void **st)
+{
+    world w;
+    world_up(&w);
+    client *cli = calloc(1, sizeof *cli);
+    g_cli = cli;
+    cli->target = (sl_id){sl_node_id(w.a), 424242};
+    cli->mode = M_ASK; /* 5 s deadline: the answer must come well before */
+    spawn_client(&w, cli);
+    assert_true(run_until(&w, cli_got_1, 2000));
+    assert_int_equal(cli->p.log[0].kind, SL_KIND_FAIL);
+    assert_int_equal(cli->p.log[0].status, SL_ERR_NOACTOR);
+    assert_int_equal(cli->p.log[0].corr, cli->ask_id);
+    world_down(&w);
+    free(cli);
+}
+
+static void test_remote_replier_crash_fails_ask(void **st)
+{
+    world w;
+    world_up(&w);
+    probe *srv = calloc(1, sizeof *srv);
+    client *cli = calloc(1, sizeof *cli);
+    g_cli = cli;
+    srv->crash_on_ask = true;
+    cli->target = spawn_server(&w, srv);
+    cli->mode = M_ASK;
+    spawn_client(&w, cli);
+    assert_true(run_until(&w, cli_got_1, 2000));
+    assert_int_equal(cli->p.log[0].kind, SL_KIND_FAIL);
+    assert_int_equal(cli->p.log[0].status, SL_ERR_ACTOR_DOWN);
+    world_down(&w);
+    free(srv);
+    free(cli);
+}
+
+static void test_remote_ask_timeout_cancels_replier(void **st)
+{
+    world w;
+    world_up(&w);
+    probe *srv = calloc(1, sizeof *srv);
+    client *cli = calloc(1, sizeof *cli);
+    g_srv = srv;
+    g_cli = cli;
+    srv->silent = true;
+    cli->target = spawn_server(&w, srv);
+    cli->mode = M_ASK_TIMEOUT;
+    spawn_client(&w, cli);
+    assert_true(run_until(&w, cli_got_1, 3000));
+    assert_int_equal(cli->p.log[0].kind, SL_KIND_FAIL);
+    assert_int_equal(cli->p.log[0].status, SL_ERR_TIMEOUT);
+    /* The replier on the other node is told: ASK, then CANCEL. */
+    assert_true(run_until(&w, srv_got_2, 3000));
+    assert_int_equal(srv->log[0].kind, SL_KIND_ASK);
+    assert_int_equal(srv->log[1].kind, SL_KIND_CANCEL);
+    assert_int_equal(srv->log[1].corr, cli->ask_id);
+    world_down(&w);
+    free(srv);
+    free(cli);
+}
+
+static void test_node_loss_fails_asks_and_fires_down(void **st)
+{
+    world w;
+    world_up(&w);
+    probe *srv = calloc(1, sizeof *srv);
+    client *cli = calloc(1, sizeof *cli);
+    g_srv = srv;
+    g_cli = cli;
+    srv->silent = true;
+    cli->target = spawn_server(&w, srv);
+    cli->mode = M_ASK_MONITOR; /* a 60 s deadline: only the node loss can end it */
+    spawn_client(&w, cli);
+    assert_true(run_until(&w, srv_got_2, 3000) || g_srv->n >= 1);
+    /* Node A goes away (graceful stop closes its connections). */
+    sl_node_stop(w.a, NULL, NULL);
+    assert_true(run_until(&w, cli_got_2, 3000));
+    bool fail = false, down = false;
+    for (int i = 0; i < cli->p.n; i++) {
+        rec *r = &cli->p.log[i];
+        if (r->kind == SL_KIND_FAIL && r->corr == cli->ask_id) {
+            fail = true;
+            assert_int_equal(r->status, SL_ERR_NOCONN);
+        }
+        if (r->kind == SL_KIND_DOWN && r->corr == cli->mon_ref) {
+            down = true;
+            assert_int_equal(r->status, SL_REASON_NOCONNECTION);
+        }
+    }
+    assert_true(fail);
+    assert_true(down);
+    assert_true(w.down_b >= 1);
+    world_down(&w);
+    free(srv);
+    free(cli);
+}
+
+static void test_send_to_unconnected_node(void **st)
+{
+    world w;
+    world_up(&w);
+    /* A node id nobody connected to: a clear error, not a silent drop. */
+    sl_id nowhere = {0x1234567890abcdefull, 5};
+    assert_int_equal(sl_core_send(sl_node_core(w.b), nowhere, 1, SL_PRIO_NORMAL, "x", 1),
+                     SL_ERR_NOCONN);
+    world_down(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_send_across_nodes_in_order),
+        cmocka_unit_test(test_ask_reply_across_nodes),
+        cmocka_unit_test(test_ask_unknown_remote_actor_fails_fast),
+        cmocka_unit_test(test_remote_replier_crash_fails_ask),
+        cmocka_unit_test(test_remote_ask_timeout_cancels_replier),
+        cmocka_unit_test(test_node_loss_fails_asks_and_fires_down),
+        cmocka_unit_test(test_send_to_unconnected_node),
+    };
+    return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
+}
