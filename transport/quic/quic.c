@@ -113,7 +113,7 @@ struct q_conn {
     socklen_t peerlen;
     q_conn *prev, *next;     /* all connections */
     q_conn *dirty_next;      /* flush list */
-    bool dirty, ready, dead, timer_closed, in_callback;
+    bool dirty, ready, dead;
     bool close_req;          /* sl_conn_close() asked for a close */
     bool early_attempted;    /* client: 0-RTT parameters were set from the cache */
     bool got_reset;          /* the peer answered with a Stateless Reset */
@@ -1187,64 +1187,35 @@ static int lost_datagram_cb(ngtcp2_conn *q, uint64_t id, void *ud)
     return 0;
 }
 
+/* The callbacks both roles share; each table adds its role's own. */
+#define SL__COMMON_CALLBACKS                                                                       \
+    .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,                                         \
+    .handshake_completed = handshake_completed_cb,                                                 \
+    .encrypt = ngtcp2_crypto_encrypt_cb, .decrypt = ngtcp2_crypto_decrypt_cb,                      \
+    .hp_mask = ngtcp2_crypto_hp_mask_cb, .recv_stream_data = recv_stream_data_cb,                  \
+    .acked_stream_data_offset = acked_cb, .stream_open = stream_open_cb,                           \
+    .stream_close = stream_close_cb, .rand = rand_cb, .get_new_connection_id = get_new_cid_cb,     \
+    .remove_connection_id = remove_cid_cb, .update_key = ngtcp2_crypto_update_key_cb,              \
+    .stream_reset = stream_reset_cb, .extend_max_stream_data = extend_max_stream_data_cb,          \
+    .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,                             \
+    .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,                         \
+    .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,                           \
+    .version_negotiation = ngtcp2_crypto_version_negotiation_cb,                                   \
+    .recv_datagram = recv_datagram_cb, .lost_datagram = lost_datagram_cb,                          \
+    .stream_stop_sending = stream_stop_sending_cb,                                                 \
+    .recv_stateless_reset = recv_stateless_reset_cb, .dcid_status = dcid_status_cb,                \
+    .handshake_confirmed = handshake_confirmed_cb
+
 static const ngtcp2_callbacks client_callbacks = {
+    SL__COMMON_CALLBACKS,
     .client_initial = ngtcp2_crypto_client_initial_cb,
-    .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
-    .handshake_completed = handshake_completed_cb,
-    .encrypt = ngtcp2_crypto_encrypt_cb,
-    .decrypt = ngtcp2_crypto_decrypt_cb,
-    .hp_mask = ngtcp2_crypto_hp_mask_cb,
-    .recv_stream_data = recv_stream_data_cb,
-    .acked_stream_data_offset = acked_cb,
-    .stream_open = stream_open_cb,
-    .stream_close = stream_close_cb,
     .recv_retry = ngtcp2_crypto_recv_retry_cb,
     .recv_new_token = recv_new_token_cb,
-    .rand = rand_cb,
-    .get_new_connection_id = get_new_cid_cb,
-    .remove_connection_id = remove_cid_cb,
-    .update_key = ngtcp2_crypto_update_key_cb,
-    .stream_reset = stream_reset_cb,
-    .extend_max_stream_data = extend_max_stream_data_cb,
-    .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
-    .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
-    .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
-    .version_negotiation = ngtcp2_crypto_version_negotiation_cb,
-    .recv_datagram = recv_datagram_cb,
-    .lost_datagram = lost_datagram_cb,
-    .stream_stop_sending = stream_stop_sending_cb,
-    .recv_stateless_reset = recv_stateless_reset_cb,
-    .dcid_status = dcid_status_cb,
-    .handshake_confirmed = handshake_confirmed_cb,
 };
 
 static const ngtcp2_callbacks server_callbacks = {
+    SL__COMMON_CALLBACKS,
     .recv_client_initial = ngtcp2_crypto_recv_client_initial_cb,
-    .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
-    .handshake_completed = handshake_completed_cb,
-    .encrypt = ngtcp2_crypto_encrypt_cb,
-    .decrypt = ngtcp2_crypto_decrypt_cb,
-    .hp_mask = ngtcp2_crypto_hp_mask_cb,
-    .recv_stream_data = recv_stream_data_cb,
-    .acked_stream_data_offset = acked_cb,
-    .stream_open = stream_open_cb,
-    .stream_close = stream_close_cb,
-    .rand = rand_cb,
-    .get_new_connection_id = get_new_cid_cb,
-    .remove_connection_id = remove_cid_cb,
-    .update_key = ngtcp2_crypto_update_key_cb,
-    .stream_reset = stream_reset_cb,
-    .extend_max_stream_data = extend_max_stream_data_cb,
-    .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
-    .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
-    .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
-    .version_negotiation = ngtcp2_crypto_version_negotiation_cb,
-    .recv_datagram = recv_datagram_cb,
-    .lost_datagram = lost_datagram_cb,
-    .stream_stop_sending = stream_stop_sending_cb,
-    .recv_stateless_reset = recv_stateless_reset_cb,
-    .dcid_status = dcid_status_cb,
-    .handshake_confirmed = handshake_confirmed_cb,
 };
 
 /* ------------------------------------------------ session cache, 0-RTT */
@@ -1414,6 +1385,20 @@ static q_conn *conn_alloc(q_transport *t, bool client, const struct sockaddr *pe
     uv_timer_init(t->loop, &c->timer);
     c->timer.data = c;
     return c;
+}
+
+/* Undo conn_alloc() (+ a half-made ngtcp2/GnuTLS state) for a connection
+ * nobody has seen yet; the memory goes when the timer has closed. */
+static void conn_abort(q_conn *c)
+{
+    if (c->q)
+        ngtcp2_conn_del(c->q);
+    if (c->tls)
+        gnutls_deinit(c->tls);
+    c->q = NULL;
+    c->tls = NULL;
+    c->dead = true;
+    uv_close((uv_handle_t *)&c->timer, conn_timer_closed);
 }
 
 static void conn_link(q_transport *t, q_conn *c)
@@ -1593,14 +1578,7 @@ static q_conn *accept_initial(q_transport *t, const uint8_t *pkt, size_t len,
     int rv = ngtcp2_conn_server_new(&c->q, &hd.scid, &scid, &path, hd.version, &server_callbacks,
                                     &st, &p, &t->nmem, c);
     if (rv || tls_session(t, c, true) != SL_OK) {
-        if (c->q)
-            ngtcp2_conn_del(c->q);
-        if (c->tls)
-            gnutls_deinit(c->tls);
-        c->q = NULL;
-        c->tls = NULL;
-        c->dead = true;
-        uv_close((uv_handle_t *)&c->timer, conn_timer_closed);
+        conn_abort(c);
         return NULL;
     }
     if (s->keepalive_ms)
@@ -1971,12 +1949,7 @@ static int q_connect(sl_transport *bt, const char *host, uint16_t port, void *co
         ngtcp2_conn_decode_and_set_0rtt_transport_params(c->q, e->tp, e->tp_len) == 0)
         c->early_attempted = true;
     if (rc) {
-        if (c->q)
-            ngtcp2_conn_del(c->q);
-        if (c->tls)
-            gnutls_deinit(c->tls);
-        c->dead = true;
-        uv_close((uv_handle_t *)&c->timer, conn_timer_closed);
+        conn_abort(c);
         return rc;
     }
     if (t->base.set.keepalive_ms)
