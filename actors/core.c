@@ -324,6 +324,8 @@ static void deliver_sys(sl_core *c, sl_actor *to, sl_id from, uint8_t kind, uint
 
 static int send_remote(sl_core *c, sl_id from, sl_id to, uint8_t kind, uint8_t prio,
                        uint32_t type, uint64_t corr, int32_t status, const void *data, size_t len);
+static int send_signal(sl_core *c, sl_id from, sl_id to, uint8_t kind, uint64_t corr,
+                       int32_t status, int32_t code);
 static inline bool is_remote(const sl_core *c, sl_id id) { return id.node != c->set.node_id; }
 
 /* ------------------------------------------------------------- lookup */
@@ -485,6 +487,8 @@ static void owned_add(sl_actor *a, sl__ref *r)
 static void owned_remove(sl__ref *r)
 {
     sl_actor *a = r->owner;
+    if (!a)
+        return; /* SL__REF_RMON: owned by a remote actor */
     if (r->o_prev)
         r->o_prev->o_next = r->o_next;
     else
@@ -526,7 +530,8 @@ static void ref_free(sl_core *c, sl__ref *r)
     owned_remove(r);
     heap_remove(c, r);
     if (r->id)
-        sl__map_del(r->kind == SL__REF_RASK ? &c->rasks : &c->refs, r->id);
+        sl__map_del(r->kind == SL__REF_RASK || r->kind == SL__REF_RMON ? &c->rasks : &c->refs,
+                    r->id);
     sl__free(c, r->data);
     sl__free(c, r);
 }
@@ -757,6 +762,11 @@ void sl_exit(sl_actor *self, int reason, int code)
 
 int sl_stop(sl_core *c, sl_id id, int reason)
 {
+    if (is_remote(c, id) && id.local && c->set.remote) {
+        if (reason < SL_REASON_NORMAL || reason > SL_REASON_SHUTDOWN)
+            return SL_ERR_INVAL;
+        return send_signal(c, SL_ID_NONE, id, SL_KIND_STOP, 0, reason, 0);
+    }
     sl_actor *a = sl__actor_get(c, id);
     if (!a)
         return SL_ERR_NOACTOR;
@@ -804,6 +814,10 @@ static void terminate(sl_core *c, sl_actor *a)
         else if (r->kind == SL__REF_RASK) /* accepted, never answered: tell the asker */
             (void)send_remote(c, self, r->target, SL_KIND_FAIL, r->prio, 0, r->corr,
                               SL_ERR_ACTOR_DOWN, NULL, 0);
+        else if (r->kind == SL__REF_MONITOR && is_remote(c, r->target))
+            (void)send_signal(c, self, r->target, SL_KIND_DEMONITOR, r->id, 0, 0);
+        else if (r->kind == SL__REF_LINK && is_remote(c, r->target))
+            (void)send_signal(c, self, r->target, SL_KIND_EXIT, 0, reason, code);
         ref_free(c, r);
     }
     /* Its mailbox. Asks waiting in it are failed through the watchers below. */
@@ -844,6 +858,10 @@ static void terminate(sl_core *c, sl_actor *a)
                 deliver_sys(c, o, self, SL_KIND_FAIL, r->prio, r->id, SL_ERR_ACTOR_DOWN, 0);
             ref_free(c, r);
             break;
+        case SL__REF_RMON: /* a watcher on another node */
+            (void)send_signal(c, self, r->target, SL_KIND_DOWN, r->corr, reason, code);
+            ref_free(c, r);
+            break;
         default:
             ref_free(c, r);
             break;
@@ -852,7 +870,11 @@ static void terminate(sl_core *c, sl_actor *a)
     c->st.stopped++;
     if (reason == SL_REASON_CRASH)
         c->st.crashed++;
+    bool want_room = a->flags & SL__A_WANTROOM;
     sl__free(c, a);
+    /* Lanes paused for it resume, to find it gone. */
+    if (want_room && c->set.room)
+        c->set.room(c, self, c->set.ud);
 }
 
 static void process_stops(sl_core *c)
@@ -884,6 +906,7 @@ void sl_core_del(sl_core *c)
     if (!c)
         return;
     c->in_run = true; /* no wake callbacks during teardown */
+    c->set.room = NULL;
     sl_core_shutdown(c);
     process_stops(c);
     while (c->actors.count) {
@@ -936,8 +959,9 @@ static sl__ref *rask_find(const sl_core *c, sl_id asker, uint64_t corr)
 }
 
 /* Hand a message for another node to the platform. */
-static int send_remote(sl_core *c, sl_id from, sl_id to, uint8_t kind, uint8_t prio,
-                       uint32_t type, uint64_t corr, int32_t status, const void *data, size_t len)
+static int send_remote_msg(sl_core *c, sl_id from, sl_id to, uint8_t kind, uint8_t prio,
+                           uint32_t type, uint64_t corr, int32_t status, int32_t code,
+                           uint16_t flags, const void *data, size_t len)
 {
     if (!c->set.remote)
         return dead_letter(c, to, type);
@@ -950,9 +974,25 @@ static int send_remote(sl_core *c, sl_id from, sl_id to, uint8_t kind, uint8_t p
     m.type = type;
     m.corr = corr;
     m.status = status;
+    m.code = code;
+    m.flags = flags;
     m.len = len;
     m.data = len ? data : NULL;
     return c->set.remote(c, &m, c->set.ud);
+}
+
+static int send_remote(sl_core *c, sl_id from, sl_id to, uint8_t kind, uint8_t prio,
+                       uint32_t type, uint64_t corr, int32_t status, const void *data, size_t len)
+{
+    return send_remote_msg(c, from, to, kind, prio, type, corr, status, 0, 0, data, len);
+}
+
+/* A monitor/link signal for another node (the control plane: CRITICAL). */
+static int send_signal(sl_core *c, sl_id from, sl_id to, uint8_t kind, uint64_t corr,
+                       int32_t status, int32_t code)
+{
+    return send_remote_msg(c, from, to, kind, SL_PRIO_CRITICAL, 0, corr, status, code, 0, NULL,
+                           0);
 }
 
 /* The common send path; returns the sl_send() codes. Written as one
@@ -1041,6 +1081,41 @@ int sl_send(sl_actor *self, sl_id to, uint32_t type, int prio, const void *data,
     return SL_OK;
 }
 
+int sl_send_unreliable(sl_actor *self, sl_id to, uint32_t type, int prio, const void *data,
+                       size_t len)
+{
+    if (!self)
+        return SL_ERR_NOT_ACTOR;
+    sl_core *c = self->core;
+    if ((unsigned)prio >= SL_PRIO_COUNT || (len && !data))
+        return SL_ERR_INVAL;
+    if (len > c->set.max_message_size)
+        return SL_ERR_MSG_TOO_BIG;
+    if (is_remote(c, to) && to.local)
+        return send_remote_msg(c, id_of(c, self), to, SL_KIND_SEND, (uint8_t)prio, type, 0, 0, 0,
+                               SL_MSG_UNRELIABLE, data, len);
+    sl_actor *a = lookup(c, to);
+    if (!a)
+        return dead_letter(c, to, type);
+    if (a->queued >= a->capacity) {
+        a->dropped++; /* unreliable: a full mailbox drops it */
+        c->st.dropped++;
+        return SL_OK;
+    }
+    return send_kind(c, id_of(c, self), to, SL_KIND_SEND, prio, type, 0, data, len, NULL);
+}
+
+size_t sl_unreliable_max(const sl_core *c, sl_id to)
+{
+    if (!c)
+        return 0;
+    if (!is_remote(c, to))
+        return c->set.max_message_size;
+    return c->set.remote_unreliable_max ? c->set.remote_unreliable_max((sl_core *)c, to.node,
+                                                                      c->set.ud)
+                                        : 0;
+}
+
 int sl_core_send(sl_core *c, sl_id to, uint32_t type, int prio, const void *data, size_t len)
 {
     if (!c)
@@ -1048,14 +1123,95 @@ int sl_core_send(sl_core *c, sl_id to, uint32_t type, int prio, const void *data
     return send_kind(c, SL_ID_NONE, to, SL_KIND_SEND, prio, type, 0, data, len, NULL);
 }
 
-int sl__core_inject(sl_core *c, const sl_msg *m)
+static sl__ref *find_link(sl_actor *a, sl_id other);
+
+/* A monitor/link signal from another node (kinds MONITOR..STOP, DOWN, EXIT). */
+static int inject_signal(sl_core *c, const sl_msg *m)
 {
-    if (!c || !m || m->kind >= SL_KIND_COUNT)
+    sl_actor *a = sl__actor_get(c, m->to);
+    switch (m->kind) {
+    case SL_KIND_MONITOR: {
+        if (!a) /* already gone: the watcher hears DOWN(noproc) */
+            return send_signal(c, m->to, m->from, SL_KIND_DOWN, m->corr, SL_REASON_NOPROC, 0);
+        uint64_t key = rask_key(m->from, m->corr);
+        if (sl__map_get(&c->rasks, key))
+            return SL_ERR_INVAL; /* a ref the watcher's node already used */
+        sl__ref *r = ref_new(c, SL__REF_RMON, NULL, m->from);
+        if (!r)
+            return SL_ERR_NOMEM;
+        r->corr = m->corr;
+        r->id = key;
+        if (sl__map_put(&c->rasks, key, r) != SL_OK) {
+            sl__free(c, r);
+            return SL_ERR_NOMEM;
+        }
+        watch_add(a, r);
+        return SL_OK;
+    }
+    case SL_KIND_DEMONITOR: {
+        sl__ref *r = rask_find(c, m->from, m->corr);
+        if (r && r->kind == SL__REF_RMON)
+            ref_free(c, r);
+        return SL_OK;
+    }
+    case SL_KIND_LINK: {
+        if (!a)
+            return send_signal(c, m->to, m->from, SL_KIND_EXIT, 0, SL_REASON_NOPROC, 0);
+        if (find_link(a, m->from))
+            return SL_OK;
+        sl__ref *r = ref_new(c, SL__REF_LINK, a, m->from);
+        if (!r)
+            return SL_ERR_NOMEM;
+        if (ref_register(c, r)) { /* registered: a lost node breaks it */
+            sl__free(c, r);
+            return SL_ERR_NOMEM;
+        }
+        owned_add(a, r);
+        return SL_OK;
+    }
+    case SL_KIND_UNLINK:
+    case SL_KIND_EXIT: {
+        sl__ref *r = a ? find_link(a, m->from) : NULL;
+        if (!r)
+            return SL_OK; /* unlinked meanwhile, or never linked: nothing to do */
+        ref_free(c, r);
+        if (m->kind == SL_KIND_EXIT)
+            link_signal(c, a, m->from, m->status, m->code);
+        return SL_OK;
+    }
+    case SL_KIND_DOWN: {
+        sl__ref *r = sl__map_get(&c->refs, m->corr);
+        if (!a || !r || r->kind != SL__REF_MONITOR || r->owner != a ||
+            !sl_id_eq(r->target, m->from))
+            return SL_OK; /* demonitored meanwhile */
+        deliver_sys(c, a, m->from, SL_KIND_DOWN, SL_PRIO_CRITICAL, m->corr, m->status, m->code);
+        ref_free(c, r);
+        return SL_OK;
+    }
+    case SL_KIND_STOP:
+        if (!a)
+            return SL_ERR_NOACTOR;
+        if (m->status < SL_REASON_NORMAL || m->status > SL_REASON_SHUTDOWN)
+            return SL_ERR_INVAL;
+        sl__stop_request(c, a, m->status, 0);
+        return SL_OK;
+    default:
+        return SL_ERR_INVAL;
+    }
+}
+
+int sl__core_inject(sl_core *c, const sl_msg *m, unsigned how)
+{
+    if (!c || !m || m->kind >= SL_KIND_WIRE_COUNT)
         return SL_ERR_INVAL;
     if ((unsigned)m->prio >= SL_PRIO_COUNT || (m->len && !m->data))
         return SL_ERR_INVAL;
     if (m->len > c->set.max_message_size)
         return SL_ERR_MSG_TOO_BIG;
+    bool remote_from = is_remote(c, m->from) && m->from.local;
+    if (m->kind >= SL_KIND_COUNT ||
+        (remote_from && (m->kind == SL_KIND_DOWN || m->kind == SL_KIND_EXIT)))
+        return remote_from || m->kind == SL_KIND_STOP ? inject_signal(c, m) : SL_ERR_INVAL;
     sl_actor *a = sl__actor_get(c, m->to);
     if (!a)
         return dead_letter(c, m->to, m->type);
@@ -1070,15 +1226,26 @@ int sl__core_inject(sl_core *c, const sl_msg *m)
             c->st.late_replies++;
             return SL_ERR_CANCELLED;
         }
-        if (m->kind == SL_KIND_CHUNK && a->queued >= a->capacity) {
+    }
+    if (is_user_kind(m->kind) && a->queued >= a->capacity) {
+        if (how & SL__INJECT_FLOW) {
+            /* The platform pauses the lane and resumes it on room(). */
+            a->flags |= SL__A_WANTROOM;
+            return SL_ERR_AGAIN;
+        }
+        if ((how & SL__INJECT_LOSSY) || (m->flags & SL_MSG_UNRELIABLE)) {
+            a->dropped++;
+            c->st.dropped++;
+            return SL_OK;
+        }
+        if (m->kind == SL_KIND_CHUNK) {
             a->rejected++;
             return SL_ERR_MAILBOX_FULL;
         }
     }
-    bool remote_asker = is_remote(c, m->from) && m->from.local;
-    if (m->kind == SL_KIND_CANCEL && remote_asker) {
+    if (m->kind == SL_KIND_CANCEL && remote_from) {
         sl__ref *ra = rask_find(c, m->from, m->corr);
-        if (ra)
+        if (ra && ra->kind == SL__REF_RASK)
             ref_free(c, ra); /* further replies get SL_ERR_CANCELLED */
     }
     sl__msg *q = msg_make(c, m->from, m->to, m->kind, m->prio, m->type, m->corr, m->data, m->len);
@@ -1094,14 +1261,15 @@ int sl__core_inject(sl_core *c, const sl_msg *m)
     }
     if (r && m->kind != SL_KIND_CHUNK)
         ref_free(c, r); /* the ask is over */
-    if (m->kind == SL_KIND_ASK && remote_asker) {
+    if (m->kind == SL_KIND_ASK && remote_from) {
         /* Remember it: if this actor stops before answering, the asker's
          * node must hear FAIL(ACTOR_DOWN) now rather than at its deadline. */
-        sl__ref *ra = ref_new(c, SL__REF_RASK, a, m->from);
+        uint64_t key = rask_key(m->from, m->corr);
+        sl__ref *ra = sl__map_get(&c->rasks, key) ? NULL : ref_new(c, SL__REF_RASK, a, m->from);
         if (ra) {
             ra->corr = m->corr;
             ra->prio = m->prio;
-            ra->id = rask_key(m->from, m->corr);
+            ra->id = key;
             if (sl__map_put(&c->rasks, ra->id, ra) == SL_OK) {
                 owned_add(a, ra);
             } else {
@@ -1124,6 +1292,14 @@ size_t sl__core_node_down(sl_core *c, uint64_t node, int err, int reason)
             deliver_sys(c, r->owner, r->target, SL_KIND_FAIL, r->prio, r->id, err, 0);
         } else if (r->kind == SL__REF_MONITOR) {
             deliver_sys(c, r->owner, r->target, SL_KIND_DOWN, SL_PRIO_CRITICAL, r->id, reason, 0);
+        } else if (r->kind == SL__REF_LINK) {
+            sl_actor *o = r->owner;
+            sl_id t = r->target;
+            ref_free(c, r);
+            link_signal(c, o, t, reason, 0);
+            n++;
+            i--;
+            continue;
         } else {
             continue;
         }
@@ -1135,7 +1311,7 @@ size_t sl__core_node_down(sl_core *c, uint64_t node, int err, int reason)
         sl__ref *r = c->rasks.slots[i].key ? c->rasks.slots[i].val : NULL;
         if (!r || r->target.node != node)
             continue;
-        ref_free(c, r); /* nobody to answer any more */
+        ref_free(c, r); /* nobody to answer or to tell any more */
         i--;
     }
     return n;
@@ -1312,7 +1488,7 @@ static int reply_kind(sl_actor *self, sl_req req, uint8_t kind, uint32_t type, c
          * cancelled may be answered; the asker's node also drops what
          * comes late. */
         sl__ref *ra = rask_find(c, req.asker, req.corr);
-        if (!ra) {
+        if (!ra || ra->kind != SL__REF_RASK) {
             c->st.late_replies++;
             return SL_ERR_CANCELLED;
         }
@@ -1393,6 +1569,17 @@ int sl_monitor(sl_actor *self, sl_id target, uint64_t *ref)
         owned_add(self, r);
         if (ref)
             *ref = r->id;
+        /* Its node keeps the watch and sends DOWN when it stops. */
+        int rc = send_signal(c, id_of(c, self), target, SL_KIND_MONITOR, r->id, 0, 0);
+        if (rc == SL_ERR_NOCONN || rc == SL_ERR_NOACTOR) {
+            /* Unreachable now: the watcher hears it at once. */
+            deliver_sys(c, self, target, SL_KIND_DOWN, SL_PRIO_CRITICAL, r->id,
+                        rc == SL_ERR_NOCONN ? SL_REASON_NOCONNECTION : SL_REASON_NOPROC, 0);
+            ref_free(c, r);
+        } else if (rc) {
+            ref_free(c, r);
+            return rc;
+        }
         return SL_OK;
     }
     if (!t) {
@@ -1429,6 +1616,8 @@ int sl_demonitor(sl_actor *self, uint64_t ref)
     sl__ref *r = sl__map_get(&self->core->refs, ref);
     if (!r || r->kind != SL__REF_MONITOR || r->owner != self)
         return SL_ERR_NOTFOUND;
+    if (is_remote(self->core, r->target))
+        (void)send_signal(self->core, sl_self(self), r->target, SL_KIND_DEMONITOR, ref, 0, 0);
     ref_free(self->core, r);
     return SL_OK;
 }
@@ -1451,6 +1640,28 @@ int sl_link(sl_actor *self, sl_id other)
         return SL_ERR_INVAL;
     if (find_link(self, other))
         return SL_OK;
+    if (is_remote(c, other) && other.local && c->set.remote) {
+        /* Both ends keep a record; each node sends EXIT when its end
+         * stops, and a lost node breaks the link (registered for that). */
+        sl__ref *r = ref_new(c, SL__REF_LINK, self, other);
+        if (!r)
+            return SL_ERR_NOMEM;
+        if (ref_register(c, r)) {
+            sl__free(c, r);
+            return SL_ERR_NOMEM;
+        }
+        owned_add(self, r);
+        int rc = send_signal(c, me, other, SL_KIND_LINK, 0, 0, 0);
+        if (rc == SL_ERR_NOCONN || rc == SL_ERR_NOACTOR) {
+            ref_free(c, r);
+            link_signal(c, self, other,
+                        rc == SL_ERR_NOCONN ? SL_REASON_NOCONNECTION : SL_REASON_NOPROC, 0);
+        } else if (rc) {
+            ref_free(c, r);
+            return rc;
+        }
+        return SL_OK;
+    }
     sl_actor *t = sl__actor_get_any(c, other);
     if (!t) {
         link_signal(c, self, other, SL_REASON_NOPROC, 0);
@@ -1480,6 +1691,8 @@ int sl_unlink(sl_actor *self, sl_id other)
         return SL_ERR_NOTFOUND;
     sl_actor *t = r1->t_actor;
     ref_free(c, r1);
+    if (is_remote(c, other))
+        (void)send_signal(c, id_of(c, self), other, SL_KIND_UNLINK, 0, 0, 0);
     if (t) {
         sl__ref *r2 = find_link(t, id_of(c, self));
         if (r2)
@@ -1560,6 +1773,11 @@ size_t sl_core_run(sl_core *c, uint64_t now_ns, size_t max_msgs)
         a->flags &= (uint8_t)~SL__A_RUNNING;
         a->processed += k;
         n += k;
+        if ((a->flags & SL__A_WANTROOM) && a->queued <= a->capacity / 2) {
+            a->flags &= (uint8_t)~SL__A_WANTROOM;
+            if (c->set.room)
+                c->set.room(c, id_of(c, a), c->set.ud);
+        }
         if (!(a->flags & SL__A_STOPPING) && a->nonempty)
             rq_push(c, a);
         if (c->stop_head)

@@ -28,7 +28,9 @@ enum {
     SL__REF_LINK,
     SL__REF_ASK,
     SL__REF_TIMER,
-    SL__REF_RASK /* an ask from an actor on another node, accepted by a local actor */
+    SL__REF_RASK, /* an ask from an actor on another node, accepted by a local actor */
+    SL__REF_RMON  /* a monitor held by an actor on another node on a local actor:
+                     target = the remote watcher, corr = its monitor ref; no owner */
 };
 
 /*
@@ -39,7 +41,7 @@ enum {
  * Asks and timers also sit in the deadline heap.
  */
 typedef struct sl__ref {
-    uint64_t id;          /* key in core->refs (0 for links, which are not looked up by id) */
+    uint64_t id;          /* key in core->refs or core->rasks (0 for local links) */
     uint8_t kind;         /* SL__REF_* */
     uint8_t prio;         /* ask: reply priority; timer: message priority */
     uint32_t heap_idx;    /* index in the deadline heap, or UINT32_MAX */
@@ -63,7 +65,8 @@ enum {
     SL__A_STOPPING = 4, /* stop requested; accepts no messages */
     SL__A_TRAP = 8,     /* traps exits */
     SL__A_INSTOPQ = 16, /* in the core's stop queue */
-    SL__A_STARTED = 32  /* on_start was called (so on_stop will be) */
+    SL__A_STARTED = 32, /* on_start was called (so on_stop will be) */
+    SL__A_WANTROOM = 64 /* refused a remote delivery: tell the platform when it has room */
 };
 
 struct sl_actor {
@@ -103,7 +106,7 @@ struct sl_core {
     uint64_t last_local;  /* one-entry lookup cache (0 = empty) */
     sl_actor *last_actor;
     sl__map refs;
-    sl__map rasks;     /* (remote asker, ask id) key -> SL__REF_RASK record */
+    sl__map rasks;     /* (remote actor, its ref) key -> SL__REF_RASK / SL__REF_RMON record */
     sl_actor *rq_head, *rq_tail;
     sl_actor *stop_head, *stop_tail;
     sl__ref **heap;

@@ -8,14 +8,24 @@
 
 #include "starling/actor.h"
 
+/* sl__core_inject() modes for a full mailbox (user kinds SEND/ASK/CHUNK). */
+enum {
+    SL__INJECT_FLOW = 1, /* refuse with SL_ERR_AGAIN and call settings.room later */
+    SL__INJECT_LOSSY = 2 /* drop it (counted) and return SL_OK */
+};
+
 /*
  * Deliver `m` (every field of it: from, to, kind, prio, type, corr, status,
- * code, payload, which is copied) to the local actor m->to, with the same
- * mailbox rules as a local send of that kind.
+ * code, flags, payload, which is copied) to the local actor m->to, with the
+ * same mailbox rules as a local send of that kind, changed by `how`
+ * (SL__INJECT_*; 0 = the actor's overflow policy). Messages from another
+ * node's actors may also be the wire-only kinds (MONITOR..STOP) and DOWN or
+ * EXIT signals, which update monitors and links instead of the mailbox.
  * Returns SL_OK, SL_ERR_NOACTOR (a dead letter), SL_ERR_MAILBOX_FULL,
- * SL_ERR_MSG_TOO_BIG, SL_ERR_NOMEM, SL_ERR_INVAL.
+ * SL_ERR_AGAIN (FLOW and full), SL_ERR_CANCELLED (an answer to an ask that
+ * is no longer pending), SL_ERR_MSG_TOO_BIG, SL_ERR_NOMEM, SL_ERR_INVAL.
  */
-int sl__core_inject(sl_core *c, const sl_msg *m);
+int sl__core_inject(sl_core *c, const sl_msg *m, unsigned how);
 
 /*
  * A remote node is gone (connection lost): every pending ask of a local

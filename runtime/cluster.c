@@ -1,23 +1,32 @@
 /*
- * cluster.c: a node's links to other nodes over the QUIC transport.
+ * cluster.c: a node's links to other nodes over a transport (QUIC natively).
  *
- * Every peer node is one QUIC connection, named by the node id its TLS key
- * gives it (so a peer cannot speak for another node's actors: the sender
- * node of every envelope it sends must be its own). Messages for actors on
- * a peer travel as length-prefixed envelopes (schemas/) on lane streams:
- * one unidirectional stream per priority class, opened lazily. One lane per
- * class keeps FIFO per (sender, receiver, class) and lets the transport's
- * scheduler put CRITICAL before BACKGROUND on the wire. Incoming lanes are
- * read with a frame reader; each envelope is decoded and handed to the core
- * (sl__core_inject), which completes asks, drops late replies and applies
- * mailbox bounds. An ask for an actor that does not exist is answered with
- * FAIL(NOACTOR) at once. When a peer's connection ends, every pending ask
- * to that node fails at once and monitors of its actors fire DOWN
- * (noconnection).
+ * Every peer node is one connection, named by the node id its TLS key gives
+ * it, so a peer cannot speak for another node's actors: the sender node of
+ * every envelope it sends must be its own. On each connection (see
+ * runtime/README.md for the whole design):
  *
- * This is the first slice of the distributed runtime: per-receiver lanes,
- * per-mailbox backpressure, remote monitors/links and reconnection come
- * next (see runtime/README.md).
+ *   control  one unidirectional stream each way, CRITICAL, opened at once:
+ *            monitor/link/exit/stop signals (never paused, never behind data)
+ *   lanes    unidirectional streams, one per (receiver actor, priority
+ *            class), opened lazily, finished when idle: SEND envelopes for
+ *            that receiver only, so a full mailbox pauses exactly its lanes
+ *   asks     one bidirectional stream per ask: the ASK one way, the answer
+ *            (REPLY | CHUNK.. END | FAIL) the other; a cancel or timeout
+ *            resets the stream and the replier gets CANCEL at once
+ *   DATAGRAM one envelope each: sl_send_unreliable()
+ *
+ * A uni stream starts with one byte naming its role (control or lane);
+ * every stream then carries length-prefixed envelopes (schemas/).
+ *
+ * Backpressure: an envelope for a full mailbox (or one whose lanes are
+ * already paused) is held with the rest of its stream's bytes, unconsumed,
+ * so QUIC stops extending that stream's credit; the core's room() hook
+ * resumes the paused streams in the order they paused. Outbound, each
+ * stream's buffer is bounded by the transport (max_stream_buffer); a full
+ * one makes the send fail with SL_ERR_AGAIN and the sender later gets a
+ * SL_TYPE_RESUME message. A message larger than a piece is queued whole and
+ * fed to the transport a piece at a time, so other lanes interleave.
  */
 #include <stdio.h>
 #include <string.h>
@@ -27,48 +36,293 @@
 #include "runtime/cluster.h"
 #include "starling/schema.h"
 
-typedef struct peer {
-    uint64_t node;
-    sl_conn *conn;
-    sl_stream *lane[SL_PRIO_COUNT]; /* outbound, opened lazily */
-} peer;
+/* First byte of a uni stream. */
+enum { PRE_CONTROL = 0x00, PRE_LANE = 0x01 };
 
-/* Per incoming stream: reassembles frames. */
-typedef struct inlane {
+/* Application error codes on streams and connections. */
+enum {
+    E_PROTOCOL = 0x10,  /* malformed frame or envelope, wrong kind for the stream */
+    E_TOO_BIG = 0x11,   /* frame over the message limit */
+    E_CANCELLED = 0x12, /* the ask was cancelled or timed out */
+    E_NOMEM = 0x13,
+    E_DUPLICATE = 0x14, /* connection: another one to the same node is kept */
+    E_NOCERT = 0x15
+};
+
+/* Roles of a stream. */
+enum {
+    R_CTL_OUT = 1, /* our control stream */
+    R_CTL_IN,      /* the peer's control stream */
+    R_LANE_OUT,    /* our lane to one receiver on the peer */
+    R_LANE_IN,     /* the peer's lane to one of our actors */
+    R_ASK_OUT,     /* our ask (bidi, we opened it); answers come back */
+    R_ASK_IN,      /* the peer's ask to one of our actors; we answer on it */
+    R_UNKNOWN      /* peer uni stream before its preamble byte */
+};
+
+#define PIECE ((size_t)256 * 1024) /* bytes handed to the transport per write of a big message */
+
+typedef struct plink plink;
+
+typedef struct lane {
+    plink *l;
+    sl_stream *s;
+    uint8_t role;
+    uint8_t prio;
+    bool bound;   /* LANE_IN: `to` is known; ASK_IN: the ask arrived */
+    bool blocked; /* receiving paused for the mailbox of `to` */
+    bool dead;    /* protocol error: ignore further bytes */
+    bool fin_after; /* finish the stream once `pend` is written */
+    bool closed;    /* its stream closed while paused: freed once resumed */
+    sl_id to;     /* lanes: the receiver; asks: the replier */
+    sl_id asker;  /* asks */
+    uint64_t corr;
+    uint64_t key; /* key in its map (lanes_out, asks_out, asks_in) */
+    uint64_t used_ns;
+    /* sending */
+    uint8_t *pend; /* a big frame being fed in pieces */
+    size_t pend_len, pend_off;
+    sl_id *waiters; /* senders told SL_ERR_AGAIN */
+    uint32_t nwait, wcap;
+    /* receiving */
     sl_frame_reader fr;
-    peer *p;
-} inlane;
+    bool fr_on;
+    uint8_t *held; /* unprocessed bytes while paused */
+    size_t held_len, held_cap;
+    uint64_t recv_total, consumed;
+    struct lane *bnext; /* paused lanes of one receiver, oldest first */
+    struct lane *prev, *next; /* all lanes of the connection */
+} lane;
 
-/* Marks an outbound lane's stream (its data pointer). */
-static int outbound_mark;
+struct plink {
+    sl__cluster *k;
+    sl_conn *c;
+    uint64_t node;
+    bool current; /* the connection that carries traffic for `node` */
+    bool ctl_in_seen;
+    lane *ctl;
+    sl__map lanes_out; /* (receiver local id << 3 | prio) -> lane */
+    lane *lanes;
+    struct dial *dial;
+};
+
+/* A peer address we keep connected: sl_node_connect(). */
+typedef struct dial {
+    struct dial *next;
+    char host[64];
+    uint16_t port;
+    uint64_t node;     /* learnt at the first handshake */
+    sl_conn *pending;  /* handshake under way */
+    plink *up;         /* connected */
+    uint64_t retry_ns; /* next attempt when neither */
+    uint32_t backoff_ms;
+    uint32_t attempts;
+} dial;
 
 struct sl__cluster {
     sl_mem mem;
     sl_core *core;
     sl_transport *t;
-    uint64_t node;      /* our node id */
-    sl__map peers;      /* node id -> peer */
-    uint8_t *buf;       /* encode buffer */
+    uint64_t node;     /* our node id */
+    sl__map peers;     /* node id -> current plink */
+    sl__map asks_out;  /* our ask id -> lane */
+    sl__map asks_in;   /* (asker, ask id) key -> lane */
+    sl__map paused;    /* receiver local id -> first paused lane */
+    dial *dials;
+    uint8_t *buf;      /* encode buffer */
     size_t cap;
-    size_t max_message; /* payload limit (the core's) */
+    size_t max_message;
+    size_t max_buffer; /* the transport's per-stream bound */
     sl_limits lim;
+    uint64_t now_ns;
+    sl__cluster_settings set;
     void (*on_peer)(uint64_t node, bool up, void *ud);
     void *ud;
     void (*on_closed)(void *ud);
     void *closed_ud;
-    uint64_t rejected;  /* envelopes refused (bad frames, forged senders) */
+    bool closing;
+    sl__cluster_stats st;
 };
 
-static void *c_alloc(sl__cluster *k, size_t n) { return k->mem.malloc(n, k->mem.ud); }
+static void *c_alloc(sl__cluster *k, size_t n) { return k->mem.calloc(1, n, k->mem.ud); }
 static void c_free(sl__cluster *k, void *p)
 {
     if (p)
         k->mem.free(p, k->mem.ud);
 }
 
-/* ---------------------------------------------------------- outbound */
+static void say(sl__cluster *k, const plink *l, const char *what, int err)
+{
+    k->st.rejected++;
+    if (k->set.quiet)
+        return;
+    fprintf(stderr, "starling: node %016llx: %s: %s\n", (unsigned long long)(l ? l->node : 0),
+            what, sl_strerror(err));
+}
 
-static int send_envelope(sl__cluster *k, peer *p, const sl_msg *m)
+static uint64_t ask_key(sl_id asker, uint64_t corr)
+{
+    uint64_t h = (corr * 0x9E3779B97F4A7C15ull) ^ (asker.local * 0xC2B2AE3D27D4EB4Full) ^
+                 (asker.node * 0x165667B19E3779F9ull);
+    return h ? h : 1;
+}
+
+static uint64_t lane_key(sl_id to, uint8_t prio) { return (to.local << 3) | prio; }
+
+/* ----------------------------------------------------------- lanes */
+
+static lane *lane_new(plink *l, sl_stream *s, uint8_t role, uint8_t prio)
+{
+    sl__cluster *k = l->k;
+    lane *ln = c_alloc(k, sizeof *ln);
+    if (!ln)
+        return NULL;
+    ln->l = l;
+    ln->s = s;
+    ln->role = role;
+    ln->prio = prio;
+    ln->used_ns = k->now_ns;
+    if (role != R_CTL_OUT && role != R_LANE_OUT) {
+        sl_frame_reader_init(&ln->fr, k->max_message + SL_ENVELOPE_MAX_OVERHEAD, &k->mem);
+        ln->fr_on = true;
+    }
+    ln->next = l->lanes;
+    if (l->lanes)
+        l->lanes->prev = ln;
+    l->lanes = ln;
+    if (s)
+        sl_stream_set_data(s, ln);
+    return ln;
+}
+
+static void unpause(sl__cluster *k, lane *ln);
+
+/* Forget a lane (its stream closed, or its connection went). */
+static void lane_free(sl__cluster *k, lane *ln)
+{
+    plink *l = ln->l;
+    if (ln->key) {
+        sl__map *m = ln->role == R_LANE_OUT  ? &l->lanes_out
+                     : ln->role == R_ASK_OUT ? &k->asks_out
+                                             : &k->asks_in;
+        if (sl__map_get(m, ln->key) == ln)
+            sl__map_del(m, ln->key);
+    }
+    if (ln->blocked)
+        unpause(k, ln);
+    if (l->ctl == ln)
+        l->ctl = NULL;
+    if (ln->prev)
+        ln->prev->next = ln->next;
+    else
+        l->lanes = ln->next;
+    if (ln->next)
+        ln->next->prev = ln->prev;
+    if (ln->fr_on)
+        sl_frame_reader_fini(&ln->fr);
+    if (ln->s)
+        sl_stream_set_data(ln->s, NULL);
+    c_free(k, ln->pend);
+    c_free(k, ln->held);
+    c_free(k, ln->waiters);
+    c_free(k, ln);
+}
+
+/* Close a stream for a protocol error on it; the connection goes on. */
+static void lane_fail(sl__cluster *k, lane *ln, const char *what, int err)
+{
+    say(k, ln->l, what, err);
+    ln->dead = true;
+    if (ln->role == R_ASK_IN || ln->role == R_ASK_OUT)
+        sl_stream_reset(ln->s, err == SL_ERR_DECODE_TOO_BIG ? E_TOO_BIG : E_PROTOCOL);
+    sl_stream_stop_sending(ln->s, err == SL_ERR_DECODE_TOO_BIG ? E_TOO_BIG : E_PROTOCOL);
+}
+
+/* Remember a sender to tell when the lane drains (once per sender). */
+static void add_waiter(sl__cluster *k, lane *ln, sl_id who)
+{
+    if (sl_id_is_none(who) || who.node != k->node)
+        return;
+    for (uint32_t i = 0; i < ln->nwait; i++)
+        if (sl_id_eq(ln->waiters[i], who))
+            return;
+    if (ln->nwait == ln->wcap) {
+        uint32_t n = ln->wcap ? ln->wcap * 2 : 4;
+        sl_id *w = k->mem.realloc(ln->waiters, n * sizeof *w, k->mem.ud);
+        if (!w)
+            return; /* it will not hear RESUME; retrying still works */
+        ln->waiters = w;
+        ln->wcap = n;
+    }
+    ln->waiters[ln->nwait++] = who;
+}
+
+static void notify_waiters(sl__cluster *k, lane *ln)
+{
+    uint32_t n = ln->nwait;
+    ln->nwait = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        sl_msg m;
+        memset(&m, 0, sizeof m);
+        m.from = ln->to;
+        m.to = ln->waiters[i];
+        m.kind = SL_KIND_SEND;
+        m.prio = SL_PRIO_CRITICAL;
+        m.type = SL_TYPE_RESUME;
+        (void)sl__core_inject(k->core, &m, 0);
+    }
+}
+
+/* Feed a queued big frame to the transport, a piece at a time. */
+static int pump(sl__cluster *k, lane *ln)
+{
+    while (ln->pend && ln->pend_off < ln->pend_len) {
+        size_t n = ln->pend_len - ln->pend_off;
+        if (n > PIECE)
+            n = PIECE;
+        int rc = sl_stream_write(ln->s, ln->pend + ln->pend_off, n, NULL);
+        if (rc == SL_ERR_AGAIN)
+            return SL_OK;
+        if (rc)
+            return rc;
+        ln->pend_off += n;
+    }
+    c_free(k, ln->pend);
+    ln->pend = NULL;
+    ln->pend_len = ln->pend_off = 0;
+    return SL_OK;
+}
+
+/* Write one frame; SL_ERR_AGAIN when the lane is full (nothing written). */
+static int lane_write(sl__cluster *k, lane *ln, const uint8_t *frame, size_t len, sl_id from)
+{
+    ln->used_ns = k->now_ns;
+    if (ln->pend) {
+        add_waiter(k, ln, from);
+        return SL_ERR_AGAIN;
+    }
+    int rc;
+    if (len <= PIECE) {
+        rc = sl_stream_write(ln->s, frame, len, NULL);
+    } else {
+        /* Big: queue it whole, feed pieces as the stream drains. */
+        ln->pend = k->mem.malloc(len, k->mem.ud);
+        if (!ln->pend)
+            return SL_ERR_NOMEM;
+        memcpy(ln->pend, frame, len);
+        ln->pend_len = len;
+        ln->pend_off = 0;
+        rc = pump(k, ln);
+    }
+    if (rc == SL_ERR_AGAIN)
+        add_waiter(k, ln, from);
+    return rc == SL_ERR_CLOSED ? SL_ERR_NOCONN : rc;
+}
+
+/* --------------------------------------------------------- encoding */
+
+/* Encode `m` as one frame (header + envelope) into k->buf; *len = size. */
+static int encode(sl__cluster *k, const plink *l, const sl_msg *m, bool framed, size_t *len)
 {
     sl_envelope e;
     memset(&e, 0, sizeof e);
@@ -82,7 +336,7 @@ static int send_envelope(sl__cluster *k, peer *p, const sl_msg *m)
     e.code = m->code;
     e.len = m->len;
     e.data = m->data;
-    size_t need = sl_envelope_max_size(m->len) + 8;
+    size_t need = sl_envelope_max_size(m->len) + 16;
     if (need > k->cap) {
         uint8_t *nb = k->mem.realloc(k->buf, need, k->mem.ud);
         if (!nb)
@@ -90,121 +344,601 @@ static int send_envelope(sl__cluster *k, peer *p, const sl_msg *m)
         k->buf = nb;
         k->cap = need;
     }
-    size_t elen = sl_envelope_encoded_size(&e, p->node, k->node);
     size_t hlen = 0;
-    int rc = sl_frame_write_header(elen, k->buf, k->cap, &hlen);
-    if (rc)
-        return rc;
-    size_t wrote = 0;
-    rc = sl_envelope_encode(&e, p->node, k->node, k->buf + hlen, k->cap - hlen, &wrote);
-    if (rc)
-        return rc;
-    sl_stream **lane = &p->lane[m->prio];
-    if (!*lane) {
-        rc = sl_stream_open(p->conn, false, m->prio, &outbound_mark, lane);
-        if (rc == SL_ERR_LIMIT)
-            return SL_ERR_AGAIN;
+    if (framed) {
+        size_t elen = sl_envelope_encoded_size(&e, l->node, k->node);
+        int rc = sl_frame_write_header(elen, k->buf, k->cap, &hlen);
         if (rc)
             return rc;
     }
-    rc = sl_stream_write(*lane, k->buf, hlen + wrote, NULL);
-    return rc == SL_ERR_CLOSED ? SL_ERR_NOCONN : rc;
+    size_t wrote = 0;
+    int rc = sl_envelope_encode(&e, l->node, k->node, k->buf + hlen, k->cap - hlen, &wrote);
+    *len = hlen + wrote;
+    return rc;
+}
+
+static void msg_of(sl_msg *m, const sl_envelope *e)
+{
+    memset(m, 0, sizeof *m);
+    m->from = e->from;
+    m->to = e->to;
+    m->corr = e->corr;
+    m->type = e->type;
+    m->kind = e->kind;
+    m->prio = e->prio;
+    m->status = e->status;
+    m->code = e->code;
+    m->len = e->len;
+    m->data = e->data;
+}
+
+/* ---------------------------------------------------------- outbound */
+
+static int open_stream(plink *l, bool bidi, uint8_t prio, uint8_t role, lane **out)
+{
+    sl_stream *s = NULL;
+    int rc = sl_stream_open(l->c, bidi, prio, NULL, &s);
+    if (rc == SL_ERR_LIMIT)
+        return SL_ERR_AGAIN; /* the peer's stream limit: try again later */
+    if (rc)
+        return rc == SL_ERR_CLOSED ? SL_ERR_NOCONN : rc;
+    lane *ln = lane_new(l, s, role, prio);
+    if (!ln) {
+        sl_stream_reset(s, E_NOMEM);
+        return SL_ERR_NOMEM;
+    }
+    if (!bidi) {
+        uint8_t pre = role == R_CTL_OUT ? PRE_CONTROL : PRE_LANE;
+        rc = sl_stream_write(s, &pre, 1, NULL);
+        if (rc) {
+            sl_stream_reset(s, E_NOMEM);
+            lane_free(l->k, ln);
+            return rc == SL_ERR_CLOSED ? SL_ERR_NOCONN : rc;
+        }
+    }
+    *out = ln;
+    return SL_OK;
+}
+
+static int send_lane(sl__cluster *k, plink *l, const sl_msg *m, const uint8_t *f, size_t n)
+{
+    uint64_t key = lane_key(m->to, m->prio);
+    lane *ln = sl__map_get(&l->lanes_out, key);
+    if (!ln) {
+        int rc = open_stream(l, false, m->prio, R_LANE_OUT, &ln);
+        if (rc)
+            return rc;
+        ln->to = m->to;
+        ln->key = key;
+        if (sl__map_put(&l->lanes_out, key, ln) != SL_OK) {
+            ln->key = 0;
+            sl_stream_reset(ln->s, E_NOMEM);
+            return SL_ERR_NOMEM;
+        }
+        k->st.lanes_opened++;
+    }
+    return lane_write(k, ln, f, n, m->from);
+}
+
+static int send_ask(sl__cluster *k, plink *l, const sl_msg *m, const uint8_t *f, size_t n)
+{
+    lane *ln;
+    int rc = open_stream(l, true, m->prio, R_ASK_OUT, &ln);
+    if (rc)
+        return rc;
+    ln->to = m->to;
+    ln->asker = m->from;
+    ln->corr = m->corr;
+    ln->key = m->corr ? m->corr : 1;
+    if (sl__map_put(&k->asks_out, ln->key, ln) != SL_OK) {
+        ln->key = 0;
+        sl_stream_reset(ln->s, E_NOMEM);
+        return SL_ERR_NOMEM;
+    }
+    rc = lane_write(k, ln, f, n, m->from);
+    if (rc) {
+        sl_stream_reset(ln->s, E_CANCELLED);
+        sl__map_del(&k->asks_out, ln->key);
+        ln->key = 0;
+    }
+    return rc;
+}
+
+/* An answer (REPLY, CHUNK, END, FAIL) to an ask from the peer. */
+static int send_answer(sl__cluster *k, const sl_msg *m, const uint8_t *f, size_t n)
+{
+    uint64_t key = ask_key(m->to, m->corr);
+    lane *ln = sl__map_get(&k->asks_in, key);
+    if (!ln || !sl_id_eq(ln->asker, m->to) || ln->corr != m->corr)
+        return SL_ERR_CANCELLED; /* cancelled (stream reset) or already answered */
+    int rc = lane_write(k, ln, f, n, m->from);
+    if (rc == SL_OK && m->kind != SL_KIND_CHUNK) {
+        sl__map_del(&k->asks_in, key);
+        ln->key = 0;
+        if (ln->pend)
+            ln->fin_after = true; /* a big answer still being fed */
+        else
+            sl_stream_finish(ln->s);
+    }
+    return rc == SL_ERR_NOCONN ? SL_ERR_CANCELLED : rc;
+}
+
+/* The asker cancelled (or timed out): reset the ask's stream both ways. */
+static int cancel_ask(sl__cluster *k, uint64_t corr)
+{
+    lane *ln = sl__map_get(&k->asks_out, corr ? corr : 1);
+    if (!ln)
+        return SL_OK;
+    sl__map_del(&k->asks_out, ln->key);
+    ln->key = 0;
+    ln->dead = true;
+    sl_stream_reset(ln->s, E_CANCELLED);
+    sl_stream_stop_sending(ln->s, E_CANCELLED);
+    k->st.asks_cancelled++;
+    return SL_OK;
 }
 
 int sl__cluster_send(sl__cluster *k, const sl_msg *m)
 {
     if (m->len > k->max_message)
         return SL_ERR_MSG_TOO_BIG;
-    peer *p = sl__map_get(&k->peers, m->to.node);
-    if (!p || !p->conn)
+    plink *l = sl__map_get(&k->peers, m->to.node);
+    if (!l)
         return SL_ERR_NOCONN;
-    return send_envelope(k, p, m);
+    if (m->kind == SL_KIND_CANCEL)
+        return cancel_ask(k, m->corr);
+    size_t n;
+    bool dgram = m->flags & SL_MSG_UNRELIABLE;
+    int rc = encode(k, l, m, !dgram, &n);
+    if (rc)
+        return rc;
+    if (dgram) {
+        rc = sl_datagram_send(l->c, k->buf, n);
+        if (rc == SL_OK)
+            k->st.datagrams_sent++;
+        return rc == SL_ERR_CLOSED ? SL_ERR_NOCONN : rc == SL_ERR_UNSUPPORTED ? SL_ERR_MSG_TOO_BIG : rc;
+    }
+    switch (m->kind) {
+    case SL_KIND_SEND:
+        return send_lane(k, l, m, k->buf, n);
+    case SL_KIND_ASK:
+        return send_ask(k, l, m, k->buf, n);
+    case SL_KIND_REPLY:
+    case SL_KIND_CHUNK:
+    case SL_KIND_END:
+    case SL_KIND_FAIL:
+        return send_answer(k, m, k->buf, n);
+    default: /* signals: the control stream */
+        if (!l->ctl)
+            return SL_ERR_NOCONN;
+        return lane_write(k, l->ctl, k->buf, n, m->from);
+    }
+}
+
+size_t sl__cluster_unreliable_max(const sl__cluster *k, uint64_t node)
+{
+    plink *l = sl__map_get(&k->peers, node);
+    if (!l)
+        return 0;
+    size_t max = sl_datagram_max(l->c);
+    /* Worst-case envelope around the payload (ids in full form). */
+    return max > SL_ENVELOPE_MAX_OVERHEAD ? max - SL_ENVELOPE_MAX_OVERHEAD : 0;
 }
 
 /* ----------------------------------------------------------- inbound */
 
-static void deliver_envelope(sl__cluster *k, peer *p, const uint8_t *frame, size_t len)
+enum { FR_OK = 0, FR_PAUSE = 1, FR_DEAD = 2 };
+
+/* Check an envelope's addressing: the sender is the peer's (or nobody), the
+ * receiver is ours. */
+static int check_addr(const sl__cluster *k, const plink *l, const sl_envelope *e)
 {
+    if (e->from.local != 0 && e->from.node != l->node)
+        return SL_ERR_FORBIDDEN; /* a peer speaks only for its own actors */
+    if (e->to.node != k->node || e->to.local == 0)
+        return SL_ERR_FORBIDDEN; /* no forwarding through us */
+    return SL_OK;
+}
+
+static void answer_fail(sl__cluster *k, lane *ln, const sl_envelope *e, int err)
+{
+    sl_msg f;
+    memset(&f, 0, sizeof f);
+    f.from = e->to;
+    f.to = e->from;
+    f.kind = SL_KIND_FAIL;
+    f.prio = e->prio;
+    f.corr = e->corr;
+    f.status = err;
+    size_t n;
+    if (encode(k, ln->l, &f, true, &n) == SL_OK && sl_stream_write(ln->s, k->buf, n, NULL) == SL_OK)
+        sl_stream_finish(ln->s);
+    else
+        sl_stream_reset(ln->s, E_CANCELLED);
+}
+
+static int pause_for(sl__cluster *k, lane *ln);
+
+/* One frame from a stream or datagram. Returns FR_OK, FR_PAUSE (mailbox
+ * full: keep this frame), FR_DEAD (stream closed for an error). */
+static int on_frame(sl__cluster *k, lane *ln, const uint8_t *frame, size_t len)
+{
+    plink *l = ln->l;
     sl_envelope e;
     size_t used = 0;
-    int rc = sl_envelope_decode(frame, len, k->node, p->node, &k->lim, &e, &used);
+    int rc = sl_envelope_decode(frame, len, k->node, l->node, &k->lim, &e, &used);
     if (rc == SL_OK && used != len)
         rc = SL_ERR_DECODE_TRAILING;
-    if (rc == SL_OK && e.from.local != 0 && e.from.node != p->node)
-        rc = SL_ERR_FORBIDDEN; /* a peer speaks only for its own actors */
-    if (rc == SL_OK && e.to.node != k->node)
-        rc = SL_ERR_FORBIDDEN; /* no forwarding through us in this slice */
+    if (rc == SL_OK)
+        rc = check_addr(k, l, &e);
     if (rc) {
-        k->rejected++;
-        fprintf(stderr, "starling: envelope from node %016llx refused: %s\n",
-                (unsigned long long)p->node, sl_strerror(rc));
-        return;
+        lane_fail(k, ln, "envelope refused, stream closed", rc);
+        return FR_DEAD;
     }
     sl_msg m;
-    memset(&m, 0, sizeof m);
-    m.from = e.from;
-    m.to = e.to;
-    m.corr = e.corr;
-    m.type = e.type;
-    m.kind = e.kind;
-    m.prio = e.prio;
-    m.status = e.status;
-    m.code = e.code;
-    m.len = e.len;
-    m.data = e.data;
-    rc = sl__core_inject(k->core, &m);
-    if (rc && e.kind == SL_KIND_ASK && e.from.local != 0) {
-        /* The asker must not wait for its deadline: answer now. */
-        sl_msg f;
-        memset(&f, 0, sizeof f);
-        f.from = e.to;
-        f.to = e.from;
-        f.kind = SL_KIND_FAIL;
-        f.prio = e.prio;
-        f.corr = e.corr;
-        f.status = rc;
-        (void)send_envelope(k, p, &f);
+    msg_of(&m, &e);
+    unsigned how = SL__INJECT_FLOW;
+    switch (ln->role) {
+    case R_CTL_IN:
+        if (e.kind < SL_KIND_DOWN && e.kind != SL_KIND_CANCEL) {
+            lane_fail(k, ln, "data on the control stream", SL_ERR_PROTO);
+            return FR_DEAD;
+        }
+        how = 0;
+        break;
+    case R_LANE_IN:
+        if (e.kind != SL_KIND_SEND || (ln->bound && !sl_id_eq(e.to, ln->to))) {
+            lane_fail(k, ln, "lane carries one receiver's messages only", SL_ERR_PROTO);
+            return FR_DEAD;
+        }
+        ln->bound = true;
+        ln->to = e.to;
+        break;
+    case R_ASK_IN:
+        if (e.kind != SL_KIND_ASK || ln->bound || e.from.local == 0) {
+            lane_fail(k, ln, "an ask stream carries one ask", SL_ERR_PROTO);
+            return FR_DEAD;
+        }
+        ln->to = e.to;
+        ln->asker = e.from;
+        ln->corr = e.corr;
+        break;
+    case R_ASK_OUT:
+        if (e.kind < SL_KIND_REPLY || e.kind > SL_KIND_FAIL || e.corr != ln->corr ||
+            !sl_id_eq(e.to, ln->asker)) {
+            lane_fail(k, ln, "not an answer to this ask", SL_ERR_PROTO);
+            return FR_DEAD;
+        }
+        break;
+    default:
+        return FR_DEAD;
     }
+    /* Paused lanes for this receiver go first: FIFO holds across them. */
+    if (how == SL__INJECT_FLOW && sl__map_get(&k->paused, m.to.local) && !ln->blocked)
+        return pause_for(k, ln);
+    rc = sl__core_inject(k->core, &m, how);
+    if (rc == SL_ERR_AGAIN)
+        return pause_for(k, ln);
+    k->st.delivered += rc == SL_OK;
+    switch (ln->role) {
+    case R_ASK_IN:
+        ln->bound = true;
+        if (rc == SL_OK) {
+            ln->key = ask_key(ln->asker, ln->corr);
+            lane *old = sl__map_get(&k->asks_in, ln->key);
+            if (old) { /* the same ask twice: the first stream stands */
+                ln->key = 0;
+                lane_fail(k, ln, "duplicate ask", SL_ERR_PROTO);
+                return FR_DEAD;
+            }
+            if (sl__map_put(&k->asks_in, ln->key, ln) != SL_OK) {
+                ln->key = 0;
+                rc = SL_ERR_NOMEM;
+            }
+        }
+        if (rc) /* the asker must not wait for its deadline */
+            answer_fail(k, ln, &e, rc);
+        break;
+    case R_ASK_OUT:
+        if (rc == SL_ERR_CANCELLED) { /* our ask ended meanwhile */
+            sl_stream_stop_sending(ln->s, E_CANCELLED);
+            return FR_DEAD;
+        }
+        if (e.kind != SL_KIND_CHUNK) { /* answered: close our side */
+            if (ln->key)
+                sl__map_del(&k->asks_out, ln->key);
+            ln->key = 0;
+            sl_stream_finish(ln->s);
+        }
+        break;
+    default:
+        if (rc && rc != SL_ERR_NOACTOR && rc != SL_ERR_CANCELLED)
+            say(k, l, "message not delivered", rc);
+        break;
+    }
+    return FR_OK;
+}
+
+/* Keep the rest of a stream's bytes (from `data`) while it is paused. */
+static int hold(sl__cluster *k, lane *ln, const uint8_t *data, size_t len)
+{
+    if (!len)
+        return SL_OK;
+    if (ln->held_len + len > ln->held_cap) {
+        size_t n = ln->held_cap ? ln->held_cap : 4096;
+        while (n < ln->held_len + len)
+            n *= 2;
+        uint8_t *h = k->mem.realloc(ln->held, n, k->mem.ud);
+        if (!h)
+            return SL_ERR_NOMEM;
+        ln->held = h;
+        ln->held_cap = n;
+    }
+    memcpy(ln->held + ln->held_len, data, len);
+    ln->held_len += len;
+    return SL_OK;
+}
+
+static int pause_for(sl__cluster *k, lane *ln)
+{
+    ln->blocked = true;
+    ln->bnext = NULL;
+    lane *head = sl__map_get(&k->paused, ln->to.local);
+    if (!head) {
+        if (sl__map_put(&k->paused, ln->to.local, ln) != SL_OK) {
+            ln->blocked = false;
+            lane_fail(k, ln, "no memory to pause a lane", SL_ERR_NOMEM);
+            return FR_DEAD;
+        }
+    } else {
+        while (head->bnext)
+            head = head->bnext;
+        head->bnext = ln;
+    }
+    k->st.lanes_paused++;
+    return FR_PAUSE;
+}
+
+/* Take a lane off its receiver's paused list. */
+static void unpause(sl__cluster *k, lane *ln)
+{
+    lane *head = sl__map_get(&k->paused, ln->to.local);
+    if (head == ln) {
+        if (ln->bnext)
+            sl__map_put(&k->paused, ln->to.local, ln->bnext); /* replaces: no allocation */
+        else
+            sl__map_del(&k->paused, ln->to.local);
+    } else {
+        for (lane *p = head; p; p = p->bnext)
+            if (p->bnext == ln) {
+                p->bnext = ln->bnext;
+                break;
+            }
+    }
+    ln->blocked = false;
+    ln->bnext = NULL;
+}
+
+/* Return credit for everything received except what is held. */
+static void settle(lane *ln)
+{
+    uint64_t target = ln->recv_total - ln->held_len;
+    if (target > ln->consumed) {
+        sl_stream_consume(ln->s, (size_t)(target - ln->consumed));
+        ln->consumed = target;
+    }
+}
+
+/* Run bytes through the frame reader. Returns FR_OK, FR_PAUSE (the frame
+ * that paused and the bytes after it are now held), or FR_DEAD. */
+static int feed(sl__cluster *k, lane *ln, const uint8_t *data, size_t len)
+{
+    size_t off = 0;
+    while (off < len && !ln->dead) {
+        size_t used = 0;
+        const uint8_t *frame;
+        size_t flen;
+        int rc = sl_frame_reader_feed(&ln->fr, data + off, len - off, &used, &frame, &flen);
+        off += used;
+        if (rc == SL_ERR_AGAIN)
+            break;
+        if (rc != SL_OK) {
+            lane_fail(k, ln, "bad frame, stream closed", rc);
+            return FR_DEAD;
+        }
+        int r = on_frame(k, ln, frame, flen);
+        if (r == FR_DEAD)
+            return FR_DEAD;
+        if (r == FR_PAUSE) {
+            /* Keep the frame (header re-made) and what follows. */
+            uint8_t hdr[8];
+            size_t hlen = 0;
+            sl_frame_write_header(flen, hdr, sizeof hdr, &hlen);
+            if (hold(k, ln, hdr, hlen) || hold(k, ln, frame, flen) ||
+                hold(k, ln, data + off, len - off)) {
+                unpause(k, ln);
+                lane_fail(k, ln, "no memory to hold a paused lane", SL_ERR_NOMEM);
+                return FR_DEAD;
+            }
+            return FR_PAUSE;
+        }
+    }
+    return FR_OK;
+}
+
+/* The receiver has room (or stopped): resume its paused lanes in order. */
+void sl__cluster_room(sl__cluster *k, sl_id actor)
+{
+    lane *ln;
+    while ((ln = sl__map_get(&k->paused, actor.local)) != NULL) {
+        unpause(k, ln);
+        uint8_t *h = ln->held;
+        size_t hl = ln->held_len;
+        ln->held = NULL;
+        ln->held_len = ln->held_cap = 0;
+        int r = feed(k, ln, h, hl);
+        c_free(k, h);
+        if (!ln->dead)
+            settle(ln);
+        if (r == FR_PAUSE)
+            break; /* full again: the rest wait behind it */
+        if (ln->closed)
+            lane_free(k, ln);
+    }
+}
+
+static int preamble(sl__cluster *k, lane *ln, const uint8_t **data, size_t *len)
+{
+    if (ln->role != R_UNKNOWN)
+        return SL_OK;
+    if (*len == 0)
+        return SL_ERR_AGAIN;
+    uint8_t b = **data;
+    (*data)++;
+    (*len)--;
+    if (b == PRE_CONTROL && !ln->l->ctl_in_seen) {
+        ln->role = R_CTL_IN;
+        ln->l->ctl_in_seen = true;
+    } else if (b == PRE_LANE) {
+        ln->role = R_LANE_IN;
+        k->st.lanes_accepted++;
+    } else {
+        lane_fail(k, ln, "unknown stream type", SL_ERR_PROTO);
+        return SL_ERR_PROTO;
+    }
+    return SL_OK;
 }
 
 /* ------------------------------------------------ transport callbacks */
 
+static void link_free(sl__cluster *k, plink *l)
+{
+    while (l->lanes)
+        lane_free(k, l->lanes);
+    sl__map_fini(&l->lanes_out);
+    if (l->dial && l->dial->up == l)
+        l->dial->up = NULL;
+    c_free(k, l);
+}
+
+/* Of two connections between the same nodes, both ends keep the one
+ * opened by the node with the smaller id. */
+static bool preferred(const sl__cluster *k, sl_conn *a)
+{
+    uint64_t peer = 0;
+    sl_conn_peer_node_id(a, &peer);
+    uint64_t opener = sl_conn_is_client(a) ? k->node : peer;
+    return opener == (k->node < peer ? k->node : peer);
+}
+
+static dial *dial_of_conn(sl__cluster *k, sl_conn *c)
+{
+    for (dial *d = k->dials; d; d = d->next)
+        if (d->pending == c)
+            return d;
+    return NULL;
+}
+
+static void dial_retry_later(sl__cluster *k, dial *d)
+{
+    d->pending = NULL;
+    uint32_t b = d->backoff_ms ? d->backoff_ms : k->set.backoff_min_ms;
+    /* Up to a quarter of jitter, so restarted clusters do not stampede. */
+    uint64_t jitter = (k->now_ns ^ (uint64_t)(uintptr_t)d) % (b / 4 + 1);
+    d->retry_ns = k->now_ns + ((uint64_t)b + jitter) * 1000000ull;
+    uint64_t nb = (uint64_t)b * 2;
+    d->backoff_ms = (uint32_t)(nb > k->set.backoff_max_ms ? k->set.backoff_max_ms : nb);
+}
+
 static void on_ready(sl_conn *c, void *ud)
 {
     sl__cluster *k = ud;
+    dial *d = sl_conn_is_client(c) ? dial_of_conn(k, c) : NULL;
     uint64_t node;
     if (sl_conn_peer_node_id(c, &node) != SL_OK) {
-        sl_conn_close(c, 1, "starling: peer presented no certificate");
+        sl_conn_close(c, E_NOCERT, "starling: peer presented no certificate");
         return;
     }
-    peer *p = sl__map_get(&k->peers, node);
-    if (!p) {
-        p = k->mem.calloc(1, sizeof *p, k->mem.ud);
-        if (!p || sl__map_put(&k->peers, node, p) != SL_OK) {
-            c_free(k, p);
-            sl_conn_close(c, 1, "starling: out of memory");
+    if (node == k->node) {
+        sl_conn_close(c, E_DUPLICATE, "starling: connected to itself");
+        return;
+    }
+    plink *old = sl__map_get(&k->peers, node);
+    if (old && old->c != c) {
+        if (!preferred(k, c)) {
+            sl_conn_close(c, E_DUPLICATE, "starling: duplicate connection");
+            if (d) { /* the other connection serves this dial */
+                d->pending = NULL;
+                d->node = node;
+                d->up = old;
+                old->dial = d;
+                d->backoff_ms = 0;
+            }
             return;
         }
-        p->node = node;
+        old->current = false;
+        sl__map_del(&k->peers, node);
+        sl_conn_close(old->c, E_DUPLICATE, "starling: duplicate connection");
     }
-    /* The newest connection carries the traffic; lanes of an older one
-     * stay with it until it closes. */
-    p->conn = c;
-    memset(p->lane, 0, sizeof p->lane);
-    sl_conn_set_data(c, p);
-    if (k->on_peer)
+    plink *l = c_alloc(k, sizeof *l);
+    if (!l || sl__map_put(&k->peers, node, l) != SL_OK) {
+        c_free(k, l);
+        sl_conn_close(c, E_NOMEM, "starling: out of memory");
+        return;
+    }
+    l->k = k;
+    l->c = c;
+    l->node = node;
+    l->current = true;
+    sl__map_init(&l->lanes_out, &k->mem);
+    sl_conn_set_data(c, l);
+    if (d) {
+        d->pending = NULL;
+        d->node = node;
+        d->up = l;
+        d->backoff_ms = 0;
+        d->attempts = 0;
+        l->dial = d;
+    }
+    int rc = open_stream(l, false, SL_PRIO_CRITICAL, R_CTL_OUT, &l->ctl);
+    if (rc) {
+        sl_conn_close(c, E_NOMEM, "starling: cannot open the control stream");
+        return;
+    }
+    k->st.peers_up++;
+    if (!old && k->on_peer)
         k->on_peer(node, true, k->ud);
 }
 
 static void on_closed(sl_conn *c, const sl_close_info *why, void *ud)
 {
     sl__cluster *k = ud;
-    peer *p = sl_conn_data(c);
-    if (!p || p->conn != c)
+    plink *l = sl_conn_data(c);
+    dial *d = NULL;
+    if (!l || (void *)l == (void *)k) {
+        /* A connection that never became a link: a failed dial? */
+        d = dial_of_conn(k, c);
+        if (d && !k->closing) {
+            if (!k->set.quiet && d->attempts == 1)
+                fprintf(stderr, "starling: connect to %s:%u failed: %s%s%s; retrying\n", d->host,
+                        d->port, sl_strerror(why->err ? why->err : SL_ERR_NOCONN),
+                        why->reason && *why->reason ? ": " : "", why->reason ? why->reason : "");
+            dial_retry_later(k, d);
+        }
         return;
-    uint64_t node = p->node;
-    sl__map_del(&k->peers, node);
-    c_free(k, p);
+    }
+    uint64_t node = l->node;
+    bool was_current = l->current;
+    d = l->dial;
+    if (was_current)
+        sl__map_del(&k->peers, node);
+    link_free(k, l);
+    if (d && !k->closing) {
+        d->up = NULL;
+        dial_retry_later(k, d);
+    }
+    if (!was_current)
+        return;
     /* Everything waiting on that node learns it now, not at a deadline. */
     sl__core_node_down(k->core, node, SL_ERR_NOCONN, SL_REASON_NOCONNECTION);
     if (k->on_peer)
@@ -214,70 +948,243 @@ static void on_closed(sl_conn *c, const sl_close_info *why, void *ud)
 static void on_stream_open(sl_stream *s, void *ud)
 {
     sl__cluster *k = ud;
-    inlane *in = c_alloc(k, sizeof *in);
-    if (!in) {
-        sl_stream_stop_sending(s, 1);
+    plink *l = sl_conn_data(sl_stream_conn(s));
+    if (!l) {
+        sl_stream_stop_sending(s, E_PROTOCOL);
         return;
     }
-    sl_frame_reader_init(&in->fr, k->max_message + SL_ENVELOPE_MAX_OVERHEAD, &k->mem);
-    in->p = sl_conn_data(sl_stream_conn(s));
-    sl_stream_set_data(s, in);
+    bool bidi = (sl_stream_id(s) & 2) == 0;
+    lane *ln = lane_new(l, s, bidi ? R_ASK_IN : R_UNKNOWN, (uint8_t)sl_stream_prio(s));
+    if (!ln) {
+        sl_stream_stop_sending(s, E_NOMEM);
+        if (bidi)
+            sl_stream_reset(s, E_NOMEM);
+    }
+    (void)k;
 }
 
 static void on_stream_data(sl_stream *s, const uint8_t *data, size_t len, bool fin, void *ud)
 {
     sl__cluster *k = ud;
-    inlane *in = sl_stream_data(s);
-    if (!in || (void *)in == (void *)&outbound_mark || !in->p) {
+    lane *ln = sl_stream_data(s);
+    if (!ln || ln->dead || ln->role == R_CTL_OUT || ln->role == R_LANE_OUT) {
         sl_stream_consume(s, len);
         return;
     }
-    size_t off = 0;
-    while (off < len) {
-        size_t used = 0;
-        const uint8_t *frame;
-        size_t flen;
-        int rc = sl_frame_reader_feed(&in->fr, data + off, len - off, &used, &frame, &flen);
-        off += used;
-        if (rc == SL_ERR_AGAIN)
-            break;
-        if (rc != SL_OK) {
-            /* Out of sync (oversize frame, no memory): this lane is lost,
-             * the connection and its other lanes go on. */
-            k->rejected++;
-            fprintf(stderr, "starling: lane from node %016llx closed: %s\n",
-                    (unsigned long long)in->p->node, sl_strerror(rc));
-            sl_stream_stop_sending(s, 2);
-            break;
+    ln->recv_total += len;
+    if (ln->blocked) {
+        if (hold(k, ln, data, len)) {
+            unpause(k, ln);
+            lane_fail(k, ln, "no memory to hold a paused lane", SL_ERR_NOMEM);
+            sl_stream_consume(s, len);
         }
-        deliver_envelope(k, in->p, frame, flen);
+        return;
     }
-    sl_stream_consume(s, len);
+    const uint8_t *p = data;
+    size_t n = len;
+    if (preamble(k, ln, &p, &n) == SL_OK)
+        (void)feed(k, ln, p, n);
+    if (ln->dead) {
+        ln->consumed = ln->recv_total;
+        sl_stream_consume(s, len);
+        return;
+    }
+    settle(ln);
+    (void)fin;
+}
+
+static void on_stream_writable(sl_stream *s, void *ud)
+{
+    sl__cluster *k = ud;
+    lane *ln = sl_stream_data(s);
+    if (!ln)
+        return;
+    if (ln->pend && pump(k, ln) != SL_OK) {
+        c_free(k, ln->pend);
+        ln->pend = NULL;
+    }
+    if (ln->pend)
+        return;
+    if (ln->fin_after) {
+        ln->fin_after = false;
+        sl_stream_finish(s);
+    }
+    if (ln->nwait)
+        notify_waiters(k, ln);
+}
+
+/* The peer reset its side: for an ask we answer, that is the cancel. */
+static void on_stream_reset(sl_stream *s, uint64_t code, void *ud)
+{
+    sl__cluster *k = ud;
+    lane *ln = sl_stream_data(s);
+    if (!ln)
+        return;
+    if (ln->role == R_ASK_IN && ln->key) {
+        sl__map_del(&k->asks_in, ln->key);
+        ln->key = 0;
+        sl_msg m;
+        memset(&m, 0, sizeof m);
+        m.from = ln->asker;
+        m.to = ln->to;
+        m.kind = SL_KIND_CANCEL;
+        m.prio = SL_PRIO_CRITICAL;
+        m.corr = ln->corr;
+        (void)sl__core_inject(k->core, &m, 0);
+        sl_stream_reset(s, E_CANCELLED); /* half-sent answer bytes stop too */
+        k->st.asks_cancelled++;
+    }
+    if (ln->blocked)
+        unpause(k, ln);
+    ln->dead = true;
+    (void)code;
+}
+
+static void on_stream_stop_sending(sl_stream *s, uint64_t code, void *ud)
+{
+    on_stream_reset(s, code, ud);
 }
 
 static void on_stream_closed(sl_stream *s, void *ud)
 {
     sl__cluster *k = ud;
-    void *d = sl_stream_data(s);
-    if (d == (void *)&outbound_mark) {
-        peer *p = sl_conn_data(sl_stream_conn(s));
-        if (p)
-            for (int i = 0; i < SL_PRIO_COUNT; i++)
-                if (p->lane[i] == s)
-                    p->lane[i] = NULL;
+    lane *ln = sl_stream_data(s);
+    if (!ln)
+        return;
+    ln->s = NULL;
+    if (ln->blocked) {
+        /* Its bytes all arrived but some wait for room: the lane lives on,
+         * detached, until they are delivered (sl__cluster_room). */
+        ln->closed = true;
         return;
     }
-    inlane *in = d;
-    if (in) {
-        sl_frame_reader_fini(&in->fr);
-        c_free(k, in);
+    sl_msg m;
+    memset(&m, 0, sizeof m);
+    m.prio = SL_PRIO_CRITICAL;
+    if (ln->role == R_ASK_OUT && ln->key && !ln->dead) {
+        /* Closed without an answer: the asker hears it now. */
+        m.from = ln->to;
+        m.to = ln->asker;
+        m.kind = SL_KIND_FAIL;
+        m.corr = ln->corr;
+        m.status = SL_ERR_NOCONN;
+        (void)sl__core_inject(k->core, &m, 0);
+    } else if (ln->role == R_ASK_IN && ln->key) {
+        /* Gone before we answered: the replier stops working on it. */
+        m.from = ln->asker;
+        m.to = ln->to;
+        m.kind = SL_KIND_CANCEL;
+        m.corr = ln->corr;
+        (void)sl__core_inject(k->core, &m, 0);
+    }
+    lane_free(k, ln);
+}
+
+static void on_datagram(sl_conn *c, const uint8_t *data, size_t len, void *ud)
+{
+    sl__cluster *k = ud;
+    plink *l = sl_conn_data(c);
+    if (!l || (void *)l == (void *)k)
+        return;
+    sl_envelope e;
+    size_t used = 0;
+    int rc = sl_envelope_decode(data, len, k->node, l->node, &k->lim, &e, &used);
+    if (rc == SL_OK && used != len)
+        rc = SL_ERR_DECODE_TRAILING;
+    if (rc == SL_OK)
+        rc = check_addr(k, l, &e);
+    if (rc == SL_OK && e.kind != SL_KIND_SEND)
+        rc = SL_ERR_PROTO;
+    if (rc) {
+        say(k, l, "datagram refused", rc);
+        return;
+    }
+    sl_msg m;
+    msg_of(&m, &e);
+    m.flags = SL_MSG_UNRELIABLE;
+    k->st.datagrams_recv++;
+    (void)sl__core_inject(k->core, &m, SL__INJECT_LOSSY);
+}
+
+/* ------------------------------------------------------ time, dials */
+
+void sl__cluster_tick(sl__cluster *k, uint64_t now_ns)
+{
+    k->now_ns = now_ns;
+    if (k->closing)
+        return;
+    for (dial *d = k->dials; d; d = d->next) {
+        if (d->up || d->pending || now_ns < d->retry_ns)
+            continue;
+        d->attempts++;
+        k->st.dials++;
+        int rc = sl_transport_connect(k->t, d->host, d->port, k, &d->pending);
+        if (rc)
+            dial_retry_later(k, d);
+    }
+    /* Finish lanes idle for a while whose bytes were all acknowledged. */
+    uint64_t idle = (uint64_t)k->set.lane_idle_ms * 1000000ull;
+    for (size_t i = 0; i < k->peers.cap; i++) {
+        plink *l = k->peers.slots[i].key ? k->peers.slots[i].val : NULL;
+        if (!l)
+            continue;
+        for (lane *ln = l->lanes; ln; ln = ln->next) {
+            if (ln->role != R_LANE_OUT || !ln->key || ln->pend || now_ns - ln->used_ns < idle)
+                continue;
+            sl_stream_stats ss;
+            if (sl_stream_stats_get(ln->s, &ss) != SL_OK || ss.buffered)
+                continue;
+            sl__map_del(&l->lanes_out, ln->key);
+            ln->key = 0;
+            sl_stream_finish(ln->s);
+            k->st.lanes_closed++;
+        }
     }
 }
 
+int sl__cluster_dial(sl__cluster *k, const char *host, uint16_t port)
+{
+    if (!host || strlen(host) >= sizeof(((dial *)0)->host) || !port)
+        return SL_ERR_INVAL;
+    for (dial *d = k->dials; d; d = d->next)
+        if (d->port == port && strcmp(d->host, host) == 0)
+            return SL_OK; /* already kept connected */
+    dial *d = c_alloc(k, sizeof *d);
+    if (!d)
+        return SL_ERR_NOMEM;
+    strcpy(d->host, host);
+    d->port = port;
+    d->attempts = 1;
+    k->st.dials++;
+    int rc = sl_transport_connect(k->t, host, port, k, &d->pending);
+    if (rc) {
+        c_free(k, d);
+        return rc;
+    }
+    d->next = k->dials;
+    k->dials = d;
+    return SL_OK;
+}
+
+bool sl__cluster_connected(const sl__cluster *k, uint64_t node)
+{
+    return sl__map_get(&k->peers, node) != NULL;
+}
+
+void sl__cluster_stats_get(const sl__cluster *k, sl__cluster_stats *out) { *out = k->st; }
+
 /* ------------------------------------------------------------ lifecycle */
 
-int sl__cluster_new(const sl_transport_settings *ts, sl_core *core, const sl_mem *mem,
-                    size_t max_message, sl__cluster **out)
+void sl__cluster_settings_default(sl__cluster_settings *s)
+{
+    memset(s, 0, sizeof *s);
+    s->lane_idle_ms = 5000;
+    s->backoff_min_ms = 100;
+    s->backoff_max_ms = 5000;
+}
+
+int sl__cluster_new(const sl_transport_settings *ts, const sl__cluster_settings *cs,
+                    sl_core *core, const sl_mem *mem, size_t max_message, sl__cluster **out)
 {
     sl__cluster *k = mem->calloc(1, sizeof *k, mem->ud);
     if (!k)
@@ -285,15 +1192,32 @@ int sl__cluster_new(const sl_transport_settings *ts, sl_core *core, const sl_mem
     k->mem = *mem;
     k->core = core;
     k->max_message = max_message;
+    if (cs)
+        k->set = *cs;
+    else
+        sl__cluster_settings_default(&k->set);
+    if (!k->set.backoff_min_ms)
+        k->set.backoff_min_ms = 100;
+    if (k->set.backoff_max_ms < k->set.backoff_min_ms)
+        k->set.backoff_max_ms = k->set.backoff_min_ms;
+    if (!k->set.lane_idle_ms)
+        k->set.lane_idle_ms = 5000;
     sl_limits_default(&k->lim);
     sl__map_init(&k->peers, &k->mem);
+    sl__map_init(&k->asks_out, &k->mem);
+    sl__map_init(&k->asks_in, &k->mem);
+    sl__map_init(&k->paused, &k->mem);
     sl_transport_settings s = *ts;
     s.ud = k;
     s.cb.on_conn_ready = on_ready;
     s.cb.on_conn_closed = on_closed;
     s.cb.on_stream_open = on_stream_open;
     s.cb.on_stream_data = on_stream_data;
+    s.cb.on_stream_writable = on_stream_writable;
+    s.cb.on_stream_reset = on_stream_reset;
+    s.cb.on_stream_stop_sending = on_stream_stop_sending;
     s.cb.on_stream_closed = on_stream_closed;
+    s.cb.on_datagram = on_datagram;
     /* Node to node is mutual: the server side asks every client for its
      * certificate (verified per s.tls.verify), so every peer has a node id. */
     s.tls.require_client_cert = true;
@@ -320,12 +1244,14 @@ void sl__cluster_on_peer(sl__cluster *k, void (*fn)(uint64_t, bool, void *), voi
 static void transport_closed(sl_transport *t, void *ud)
 {
     sl__cluster *k = ud;
+    (void)t;
     if (k->on_closed)
         k->on_closed(k->closed_ud);
 }
 
 void sl__cluster_close(sl__cluster *k, void (*on_closed_cb)(void *), void *ud)
 {
+    k->closing = true;
     k->on_closed = on_closed_cb;
     k->closed_ud = ud;
     sl_transport_close(k->t, transport_closed, k);
@@ -335,11 +1261,27 @@ void sl__cluster_del(sl__cluster *k)
 {
     if (!k)
         return;
+    for (size_t i = 0; i < k->peers.cap; i++) {
+        plink *l = k->peers.slots[i].key ? k->peers.slots[i].val : NULL;
+        if (!l)
+            continue;
+        for (lane *ln = l->lanes; ln; ln = ln->next)
+            if (ln->s)
+                sl_stream_set_data(ln->s, NULL);
+        for (lane *ln = l->lanes; ln; ln = ln->next)
+            ln->s = NULL; /* the transport frees them */
+        link_free(k, l);
+    }
     sl_transport_del(k->t);
-    for (size_t i = 0; i < k->peers.cap; i++)
-        if (k->peers.slots[i].key)
-            c_free(k, k->peers.slots[i].val);
+    while (k->dials) {
+        dial *d = k->dials;
+        k->dials = d->next;
+        c_free(k, d);
+    }
     sl__map_fini(&k->peers);
+    sl__map_fini(&k->asks_out);
+    sl__map_fini(&k->asks_in);
+    sl__map_fini(&k->paused);
     c_free(k, k->buf);
     sl_mem mem = k->mem;
     mem.free(k, mem.ud);

@@ -1,5 +1,7 @@
 /*
  * cluster.h: the node's links to peer nodes (internal to runtime/).
+ * The design (control stream, lanes, asks, datagrams, backpressure) is in
+ * cluster.c's header comment and runtime/README.md.
  */
 #ifndef SL_RUNTIME_CLUSTER_H
 #define SL_RUNTIME_CLUSTER_H
@@ -9,10 +11,28 @@
 
 typedef struct sl__cluster sl__cluster;
 
+typedef struct sl__cluster_settings {
+    uint32_t lane_idle_ms;   /* finish an outbound lane idle this long (default 5000) */
+    uint32_t backoff_min_ms; /* first reconnect delay (default 100), doubling ... */
+    uint32_t backoff_max_ms; /* ... up to this (default 5000), plus up to 25% jitter */
+    bool quiet;              /* no log lines for refused input */
+} sl__cluster_settings;
+
+typedef struct sl__cluster_stats {
+    uint64_t rejected;       /* envelopes/frames/streams refused (bad input) */
+    uint64_t delivered;      /* envelopes handed to the core */
+    uint64_t lanes_opened, lanes_accepted, lanes_closed, lanes_paused;
+    uint64_t asks_cancelled; /* ask streams reset (either side) */
+    uint64_t datagrams_sent, datagrams_recv;
+    uint64_t dials, peers_up;
+} sl__cluster_stats;
+
+void sl__cluster_settings_default(sl__cluster_settings *s);
+
 /* Create the QUIC endpoint (mutual TLS forced on) for `core`'s node.
- * Returns the sl_quic_new() codes or SL_ERR_NOMEM. */
-int sl__cluster_new(const sl_transport_settings *ts, sl_core *core, const sl_mem *mem,
-                    size_t max_message, sl__cluster **out);
+ * `cs` may be NULL. Returns the sl_quic_new() codes or SL_ERR_NOMEM. */
+int sl__cluster_new(const sl_transport_settings *ts, const sl__cluster_settings *cs,
+                    sl_core *core, const sl_mem *mem, size_t max_message, sl__cluster **out);
 /* Our node id (from the TLS key). */
 uint64_t sl__cluster_node_id(const sl__cluster *k);
 sl_transport *sl__cluster_transport(const sl__cluster *k);
@@ -22,8 +42,21 @@ void sl__cluster_set_core(sl__cluster *k, sl_core *core);
 void sl__cluster_on_peer(sl__cluster *k, void (*fn)(uint64_t node, bool up, void *ud), void *ud);
 /* Route one message to its node (the core's `remote` hook). Returns SL_OK,
  * SL_ERR_NOCONN (no connection to that node), SL_ERR_AGAIN (lane full),
- * SL_ERR_MSG_TOO_BIG, SL_ERR_NOMEM. */
+ * SL_ERR_MSG_TOO_BIG, SL_ERR_NOMEM, SL_ERR_CANCELLED (an answer to an ask
+ * that was cancelled). */
 int sl__cluster_send(sl__cluster *k, const sl_msg *m);
+/* The core's room() hook: resume the lanes paused for `actor`. */
+void sl__cluster_room(sl__cluster *k, sl_id actor);
+/* The core's remote_unreliable_max() hook. */
+size_t sl__cluster_unreliable_max(const sl__cluster *k, uint64_t node);
+/* Keep a connection to host:port (an IP literal), reconnecting with
+ * exponential backoff while the cluster lives. Idempotent per address.
+ * Returns SL_OK, SL_ERR_INVAL, or the sl_transport_connect() errors. */
+int sl__cluster_dial(sl__cluster *k, const char *host, uint16_t port);
+/* Periodic work (reconnects, idle lanes); `now_ns` is the monotonic time. */
+void sl__cluster_tick(sl__cluster *k, uint64_t now_ns);
+bool sl__cluster_connected(const sl__cluster *k, uint64_t node);
+void sl__cluster_stats_get(const sl__cluster *k, sl__cluster_stats *out);
 /* Close every connection and the socket; `cb` after. */
 void sl__cluster_close(sl__cluster *k, void (*cb)(void *ud), void *ud);
 void sl__cluster_del(sl__cluster *k);

@@ -35,6 +35,7 @@ struct sl_node {
     bool owns_loop;
     uv_idle_t idle;
     uv_timer_t timer;
+    uv_timer_t tick;  /* cluster housekeeping (reconnects, idle lanes); networked nodes */
     uv_async_t async; /* keeps the loop alive until stop; wakes it from other threads later */
     uint32_t slice;
     bool idle_active;
@@ -70,7 +71,11 @@ void sl_node_settings_default(sl_node_settings *s)
     s->slice = 8192;
 }
 
+/* Period of the cluster's housekeeping. */
+#define SL__TICK_MS 50
+
 static void on_wake(sl_core *core, void *ud);
+static void close_handles(sl_node *n);
 static void on_async(uv_async_t *h);
 static void on_idle(uv_idle_t *h);
 static void on_timer(uv_timer_t *h);
@@ -80,6 +85,26 @@ static int node_remote(sl_core *core, const sl_msg *m, void *ud)
     (void)core;
     sl_node *n = ud;
     return sl__cluster_send(n->cluster, m);
+}
+
+static void node_room(sl_core *core, sl_id actor, void *ud)
+{
+    (void)core;
+    sl_node *n = ud;
+    sl__cluster_room(n->cluster, actor);
+}
+
+static size_t node_unreliable_max(sl_core *core, uint64_t node, void *ud)
+{
+    (void)core;
+    sl_node *n = ud;
+    return sl__cluster_unreliable_max(n->cluster, node);
+}
+
+static void on_tick(uv_timer_t *h)
+{
+    sl_node *n = h->data;
+    sl__cluster_tick(n->cluster, uv_hrtime());
 }
 
 static void node_peer(uint64_t peer, bool up, void *ud)
@@ -137,12 +162,22 @@ int sl_node_new(const sl_node_settings *settings, sl_node **out)
     if (settings->quic) {
         sl_transport_settings ts = *settings->quic;
         ts.loop = n->loop;
-        rc = sl__cluster_new(&ts, NULL, &n->mem, cs.max_message_size ? cs.max_message_size
-                                                                      : (64u << 20),
-                             &n->cluster);
+        sl__cluster_settings ks;
+        sl__cluster_settings_default(&ks);
+        if (settings->lane_idle_ms)
+            ks.lane_idle_ms = settings->lane_idle_ms;
+        if (settings->reconnect_min_ms)
+            ks.backoff_min_ms = settings->reconnect_min_ms;
+        if (settings->reconnect_max_ms)
+            ks.backoff_max_ms = settings->reconnect_max_ms;
+        ks.quiet = settings->quiet;
+        rc = sl__cluster_new(&ts, &ks, NULL, &n->mem,
+                             cs.max_message_size ? cs.max_message_size : (64u << 20), &n->cluster);
         if (rc == SL_OK) {
             cs.node_id = sl__cluster_node_id(n->cluster);
             cs.remote = node_remote;
+            cs.room = node_room;
+            cs.remote_unreliable_max = node_unreliable_max;
             n->on_peer = settings->on_peer;
             n->peer_ud = settings->ud;
             sl__cluster_on_peer(n->cluster, node_peer, n);
@@ -168,6 +203,13 @@ int sl_node_new(const sl_node_settings *settings, sl_node **out)
     n->timer.data = n;
     n->async.data = n;
     n->open_handles = 3;
+    if (n->cluster) {
+        uv_timer_init(n->loop, &n->tick);
+        n->tick.data = n;
+        uv_timer_start(&n->tick, on_tick, SL__TICK_MS, SL__TICK_MS);
+        sl__cluster_tick(n->cluster, uv_hrtime());
+        n->open_handles++;
+    }
     *out = n;
     return SL_OK;
 }
@@ -228,9 +270,16 @@ static void maybe_finish_stop(sl_node *n)
     uv_idle_stop(&n->idle);
     n->idle_active = false;
     uv_timer_stop(&n->timer);
+    close_handles(n);
+}
+
+static void close_handles(sl_node *n)
+{
     uv_close((uv_handle_t *)&n->idle, on_closed);
     uv_close((uv_handle_t *)&n->timer, on_closed);
     uv_close((uv_handle_t *)&n->async, on_closed);
+    if (n->cluster)
+        uv_close((uv_handle_t *)&n->tick, on_closed);
 }
 
 /* Run one slice of the core, then decide how the loop should come back. */
@@ -289,11 +338,8 @@ void sl_node_del(sl_node *n)
         return;
     if (!n->stopped && n->open_handles) {
         /* Never ran or not stopped: close the handles and let them finish. */
-        if (!uv_is_closing((uv_handle_t *)&n->idle)) {
-            uv_close((uv_handle_t *)&n->idle, on_closed);
-            uv_close((uv_handle_t *)&n->timer, on_closed);
-            uv_close((uv_handle_t *)&n->async, on_closed);
-        }
+        if (!uv_is_closing((uv_handle_t *)&n->idle))
+            close_handles(n);
         n->on_stopped = NULL;
         uv_run(n->loop, UV_RUN_NOWAIT);
     }
@@ -348,7 +394,7 @@ static void after_work_cb(uv_work_t *req, int status)
     m.len = j->out ? j->out_len : 0;
     /* A full mailbox or a stopped actor loses the result; both are counted
      * by the core (rejected / dead letter). */
-    (void)sl__core_inject(n->core, &m);
+    (void)sl__core_inject(n->core, &m, 0);
     free(j->out); /* allocated by the work function with malloc(), as documented */
     n->mem.free(j, n->mem.ud);
     start_idle(n);
@@ -413,7 +459,7 @@ int sl_node_connect(sl_node *n, const char *host, uint16_t port)
 {
     if (!n->cluster)
         return SL_ERR_UNSUPPORTED;
-    return sl_transport_connect(sl__cluster_transport(n->cluster), host, port, NULL, NULL);
+    return sl__cluster_dial(n->cluster, host, port);
 }
 
 sl_transport *sl_node_transport(const sl_node *n)

@@ -77,7 +77,7 @@ static unsigned field_count(const sl_envelope *e)
 
 static bool valid(const sl_envelope *e)
 {
-    return e != NULL && e->prio < SL_PRIO_COUNT && e->kind < SL_KIND_COUNT && e->flags == 0 &&
+    return e != NULL && e->prio < SL_PRIO_COUNT && e->kind < SL_KIND_WIRE_COUNT && e->flags == 0 &&
            !(e->len > 0 && e->data == NULL) && (uint64_t)e->len <= UINT32_MAX;
 }
 
@@ -275,7 +275,7 @@ int sl_envelope_decode(const uint8_t *buf, size_t len, uint64_t implied_to_node,
     uint64_t flags, v;
     if ((rc = rd_uint(&c, lim, UINT64_MAX, &flags)) != SL_OK)
         return rc;
-    if ((flags >> 7) != 0 || (flags & 7) >= SL_PRIO_COUNT || ((flags >> 3) & 15) >= SL_KIND_COUNT)
+    if ((flags >> 7) != 0 || (flags & 7) >= SL_PRIO_COUNT || ((flags >> 3) & 15) >= SL_KIND_WIRE_COUNT)
         return SL_ERR_DECODE_RESERVED;
     out->prio = (uint8_t)(flags & 7);
     out->kind = (uint8_t)((flags >> 3) & 15);

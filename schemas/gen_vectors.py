@@ -76,7 +76,8 @@ def mpstr(s):
 
 PRIO = {"CRITICAL": 0, "HIGH": 1, "NORMAL": 2, "LOW": 3, "BACKGROUND": 4}
 KIND = {"SEND": 0, "ASK": 1, "REPLY": 2, "CHUNK": 3, "END": 4, "FAIL": 5, "CANCEL": 6,
-        "DOWN": 7, "EXIT": 8}
+        "DOWN": 7, "EXIT": 8, "MONITOR": 9, "DEMONITOR": 10, "LINK": 11, "UNLINK": 12,
+        "STOP": 13}
 
 
 def enc_id(node, local, implied):
@@ -171,6 +172,14 @@ ok("down-crash-code", "DOWN with reason CRASH (1) and crash code -100: 8 element
    env(prio="CRITICAL", kind="DOWN", type=0, frm=(0x2222, 300), corr=5, status=1, code=-100))
 ok("exit-code-only", "EXIT with status 0 (NORMAL) but a code: status is written as 0",
    env(prio="CRITICAL", kind="EXIT", type=0, status=0, code=3))
+ok("monitor", "node-to-node MONITOR signal: corr is the watcher's monitor ref",
+   env(prio="CRITICAL", kind="MONITOR", type=0, corr=41))
+ok("demonitor", "node-to-node DEMONITOR signal", env(prio="CRITICAL", kind="DEMONITOR", type=0,
+                                                      corr=41))
+ok("link", "node-to-node LINK signal", env(prio="CRITICAL", kind="LINK", type=0))
+ok("unlink", "node-to-node UNLINK signal", env(prio="CRITICAL", kind="UNLINK", type=0))
+ok("stop", "node-to-node STOP request: status is the reason (5 = SHUTDOWN)",
+   env(prio="CRITICAL", kind="STOP", type=0, frm=(0, 0), status=5))
 ok("from-none", "sent from outside any actor: from is SL_ID_NONE, written 0",
    env(frm=(0, 0), payload=b"\x01"))
 ok("none-with-node", "an id with local 0 is 'no actor' whatever its node; it decodes as {0, 0}",
@@ -242,7 +251,7 @@ bad("flags-prio-5", "priority 5 does not exist", arr(6) + uint(5) + good[2:],
     "SL_ERR_DECODE_RESERVED")
 bad("flags-prio-7", "priority 7 does not exist", arr(6) + uint(7) + good[2:],
     "SL_ERR_DECODE_RESERVED")
-bad("flags-kind-9", "kind 9 does not exist", arr(6) + uint(2 | 9 << 3) + good[2:],
+bad("flags-kind-14", "kind 14 does not exist", arr(6) + uint(2 | 14 << 3) + good[2:],
     "SL_ERR_DECODE_RESERVED")
 bad("flags-kind-15", "kind 15 does not exist", arr(6) + uint(2 | 15 << 3) + good[2:],
     "SL_ERR_DECODE_RESERVED")

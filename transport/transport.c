@@ -114,20 +114,29 @@ int sl_stream_set_prio(sl_stream *s, int prio)
 
 int sl_stream_write(sl_stream *s, const void *data, size_t len, size_t *buffered)
 {
+    if (!s)
+        return SL_ERR_CLOSED;
     if (len && !data)
         return SL_ERR_INVAL;
     return s->c->t->ops->stream_write(s, data, len, buffered);
 }
 
-int sl_stream_finish(sl_stream *s) { return s->c->t->ops->stream_finish(s); }
-int sl_stream_reset(sl_stream *s, uint64_t code) { return s->c->t->ops->stream_reset(s, code); }
+/* A NULL stream (one that already closed) reports SL_ERR_CLOSED. */
+int sl_stream_finish(sl_stream *s) { return s ? s->c->t->ops->stream_finish(s) : SL_ERR_CLOSED; }
+int sl_stream_reset(sl_stream *s, uint64_t code)
+{
+    return s ? s->c->t->ops->stream_reset(s, code) : SL_ERR_CLOSED;
+}
 
 int sl_stream_stop_sending(sl_stream *s, uint64_t code)
 {
-    return s->c->t->ops->stream_stop_sending(s, code);
+    return s ? s->c->t->ops->stream_stop_sending(s, code) : SL_ERR_CLOSED;
 }
 
-int sl_stream_consume(sl_stream *s, size_t n) { return s->c->t->ops->stream_consume(s, n); }
+int sl_stream_consume(sl_stream *s, size_t n)
+{
+    return s ? s->c->t->ops->stream_consume(s, n) : SL_ERR_CLOSED;
+}
 
 int sl_stream_stats_get(const sl_stream *s, sl_stream_stats *out)
 {

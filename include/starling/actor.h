@@ -74,6 +74,40 @@ typedef enum sl_kind {
 } sl_kind;
 #define SL_KIND_COUNT 9
 
+/*
+ * Kinds that travel only between nodes: the core hands them to the
+ * platform's `remote` hook (sl_core_settings) and takes them back through
+ * the platform's inject path. An actor never receives them.
+ *   MONITOR   from = watcher, to = target, corr = the watcher's monitor ref
+ *   DEMONITOR same fields: the watcher dropped that monitor
+ *   LINK      from = one end, to = the other end
+ *   UNLINK    same fields: the link is gone
+ *   STOP      from = the requester (or none), to = the actor to stop
+ * DOWN and EXIT also travel (from = the actor that stopped).
+ */
+enum {
+    SL_KIND_MONITOR = 9,
+    SL_KIND_DEMONITOR = 10,
+    SL_KIND_LINK = 11,
+    SL_KIND_UNLINK = 12,
+    SL_KIND_STOP = 13 /* sl_stop() of a remote actor: status = the reason */
+};
+#define SL_KIND_WIRE_COUNT 14
+
+/* sl_msg.flags */
+enum {
+    /* Sent with sl_send_unreliable(): may be dropped, never retransmitted. */
+    SL_MSG_UNRELIABLE = 1
+};
+
+/*
+ * Message type of the notice "you may send again": a send to an actor on
+ * another node returned SL_ERR_AGAIN (its lane's outbound buffer was full);
+ * once the lane has drained, the sender receives one SL_KIND_SEND message of
+ * this type with from = that destination and no payload.
+ */
+#define SL_TYPE_RESUME 0xFFFFFF01u
+
 /* Why an actor stopped. DOWN and EXIT messages carry it in `status`, with
  * `from` = the actor that stopped. */
 typedef enum sl_reason {
@@ -98,7 +132,7 @@ typedef struct sl_msg {
     uint32_t type;       /* user message type (user-defined meaning) */
     uint8_t kind;        /* sl_kind */
     uint8_t prio;        /* sl_prio the message was sent with */
-    uint16_t flags;      /* reserved for the wire; 0 locally */
+    uint16_t flags;      /* SL_MSG_* (SL_MSG_UNRELIABLE), else 0 */
     int32_t status;      /* FAIL: sl_err; DOWN/EXIT: sl_reason; else 0 */
     int32_t code;        /* DOWN/EXIT: the code the actor stopped with (the crash code
                             for CRASH, the sl_exit() code otherwise); else 0 */
@@ -206,6 +240,18 @@ typedef struct sl_core_settings {
      * sends are dead letters (SL_ERR_NOACTOR).
      */
     int (*remote)(sl_core *core, const sl_msg *m, void *ud);
+    /*
+     * A mailbox that refused a remote delivery (the platform's inject path
+     * returned SL_ERR_AGAIN because it was full) has room again (it is at
+     * most half full), or its actor stopped. The platform resumes reading
+     * the lanes it paused for `actor`. May be NULL.
+     */
+    void (*room)(sl_core *core, sl_id actor, void *ud);
+    /*
+     * The largest payload sl_send_unreliable() can carry to `node` now
+     * (0 = none: not connected, or the peer takes no datagrams). NULL: 0.
+     */
+    size_t (*remote_unreliable_max)(sl_core *core, uint64_t node, void *ud);
 } sl_core_settings;
 
 SL_EXTERN void sl_core_settings_default(sl_core_settings *s);
@@ -313,7 +359,9 @@ SL_EXTERN void sl_exit(sl_actor *self, int reason, int code);
  * Stop another actor (or any actor from outside). The actor stops at the next
  * safe point (never inside its own callback); from this call on it accepts no
  * message. This is a direct stop, not a link signal: trapping exits does not
- * prevent it, whatever the reason. Returns SL_OK or SL_ERR_NOACTOR.
+ * prevent it, whatever the reason. Returns SL_OK or SL_ERR_NOACTOR. An actor
+ * on another node is asked to stop through its node (SL_OK once sent, or the
+ * sl_send() errors for remote receivers); monitor it to learn when it did.
  */
 SL_EXTERN int sl_stop(sl_core *core, sl_id id, int reason);
 
@@ -328,9 +376,28 @@ SL_EXTERN bool sl_alive(const sl_core *core, sl_id id);
  * Returns SL_OK, SL_ERR_NOACTOR (counted as a dead letter),
  * SL_ERR_MAILBOX_FULL, SL_ERR_MSG_TOO_BIG, SL_ERR_NOMEM, SL_ERR_INVAL (bad
  * priority, or data NULL with len > 0), SL_ERR_NOT_ACTOR (self NULL).
+ * To an actor on another node also: SL_ERR_NOCONN (no connection to its
+ * node), SL_ERR_AGAIN (the lane to it is full: nothing was sent; a
+ * SL_TYPE_RESUME message follows when it has drained).
  */
 SL_EXTERN int sl_send(sl_actor *self, sl_id to, uint32_t type, int prio,
                       const void *data, size_t len);
+
+/*
+ * Send a message that may be lost: to another node it travels as one QUIC
+ * DATAGRAM (never fragmented, never retransmitted; losses are counted in
+ * the connection's stats), so it must fit sl_unreliable_max(). Meant for
+ * "latest value" traffic: telemetry, positions, heartbeats. To a local
+ * actor it is a normal send, except that a full mailbox drops it (counted
+ * in the actor's `dropped`) instead of refusing it.
+ * Returns SL_OK, SL_ERR_MSG_TOO_BIG (larger than sl_unreliable_max() for a
+ * remote receiver), SL_ERR_NOCONN, SL_ERR_NOACTOR (local and unknown),
+ * SL_ERR_AGAIN (too many datagrams queued), SL_ERR_INVAL, SL_ERR_NOMEM.
+ */
+SL_EXTERN int sl_send_unreliable(sl_actor *self, sl_id to, uint32_t type, int prio,
+                                 const void *data, size_t len);
+/* The largest payload sl_send_unreliable() takes for `to` now. */
+SL_EXTERN size_t sl_unreliable_max(const sl_core *core, sl_id to);
 
 /* Send from outside any actor (from = SL_ID_NONE). Same returns as sl_send(). */
 SL_EXTERN int sl_core_send(sl_core *core, sl_id to, uint32_t type, int prio,

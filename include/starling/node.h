@@ -38,6 +38,15 @@ typedef struct sl_node_settings {
     /* Called when a peer node connects (up) or its connection ends (down). */
     void (*on_peer)(sl_node *node, uint64_t peer, bool up, void *ud);
     void *ud;
+    /* Reconnection to addresses given to sl_node_connect(): the first retry
+     * after this delay (default 100 ms), doubling up to reconnect_max_ms
+     * (default 5000), plus up to 25% jitter. */
+    uint32_t reconnect_min_ms, reconnect_max_ms;
+    /* An outbound lane idle this long (and fully acknowledged) is finished;
+     * the next message opens a new one (default 5000). */
+    uint32_t lane_idle_ms;
+    /* No log lines on stderr for refused peer input (counted all the same). */
+    bool quiet;
 } sl_node_settings;
 
 SL_EXTERN void sl_node_settings_default(sl_node_settings *s);
@@ -78,7 +87,11 @@ SL_EXTERN uint64_t sl_node_id(const sl_node *node);
  * Networked nodes: accept peers on host:port (port 0 = any), report the
  * bound port, and connect to a peer node at host:port (an IP literal).
  * Connecting is asynchronous: on_peer(up) says when actors there can be
- * reached; until then sends to them fail with SL_ERR_NOCONN.
+ * reached; until then sends to them fail with SL_ERR_NOCONN. The node keeps
+ * that address connected: when the connection fails or is lost it retries
+ * with exponential backoff (settings.reconnect_*) until the node stops.
+ * Connecting twice to one address is one connection; two nodes that connect
+ * to each other keep one connection (the one opened by the smaller id).
  * Return SL_OK, SL_ERR_UNSUPPORTED (a local node), or the transport's codes.
  */
 SL_EXTERN int sl_node_listen(sl_node *node, const char *host, uint16_t port);
