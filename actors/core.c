@@ -1125,6 +1125,119 @@ int sl_core_send(sl_core *c, sl_id to, uint32_t type, int prio, const void *data
 
 static sl__ref *find_link(sl_actor *a, sl_id other);
 
+/* A name as a msgpack str (fixstr, str8, str16) into buf (NUL-terminated). */
+static int read_name(const uint8_t *d, size_t len, char *buf, size_t cap)
+{
+    size_t n, h;
+    if (len >= 1 && (d[0] & 0xe0) == 0xa0) {
+        n = d[0] & 0x1f;
+        h = 1;
+    } else if (len >= 2 && d[0] == 0xd9) {
+        n = d[1];
+        h = 2;
+    } else if (len >= 3 && d[0] == 0xda) {
+        n = (size_t)d[1] << 8 | d[2];
+        h = 3;
+    } else {
+        return SL_ERR_INVAL;
+    }
+    if (h + n != len || n == 0 || n >= cap || memchr(d + h, 0, n))
+        return SL_ERR_INVAL;
+    memcpy(buf, d + h, n);
+    buf[n] = 0;
+    return SL_OK;
+}
+
+static size_t put_u64(uint8_t *p, uint64_t v)
+{
+    p[0] = 0xcf;
+    for (int i = 0; i < 8; i++)
+        p[1 + i] = (uint8_t)(v >> (56 - 8 * i));
+    return 9;
+}
+
+/* Answer an ask addressed to this node's registry (SL_LOCAL_REGISTRY). */
+static int registry_answer(sl_core *c, sl_id asker, uint64_t corr, uint8_t prio, uint32_t type,
+                           const uint8_t *data, size_t len)
+{
+    sl_id me = {c->set.node_id, SL_LOCAL_REGISTRY};
+    char name[SL_NAME_MAX + 1];
+    uint8_t out[19];
+    size_t olen = 0;
+    uint8_t kind = SL_KIND_REPLY;
+    int32_t status = 0;
+    sl_id found;
+    if (type != SL_TYPE_WHEREIS || read_name(data, len, name, sizeof name)) {
+        kind = SL_KIND_FAIL;
+        status = SL_ERR_INVAL;
+    } else if (sl_whereis(c, name, &found)) {
+        kind = SL_KIND_FAIL;
+        status = SL_ERR_NOTFOUND;
+    } else {
+        out[0] = 0x92;
+        olen = 1 + put_u64(out + 1, found.node);
+        olen += put_u64(out + olen, found.local);
+    }
+    if (is_remote(c, asker))
+        return asker.local ? send_remote_msg(c, me, asker, kind, prio, type, corr, status, 0, 0,
+                                             out, olen)
+                           : SL_OK;
+    sl_actor *a = sl__actor_get(c, asker);
+    sl__ref *r = sl__map_get(&c->refs, corr);
+    if (!a || !r || r->kind != SL__REF_ASK || r->owner != a)
+        return SL_OK;
+    sl__msg *m = msg_make(c, me, asker, kind, prio, type, corr, out, olen);
+    if (!m)
+        return SL_ERR_NOMEM;
+    m->m.status = status;
+    mq_push(a, m);
+    c->st.sent++;
+    schedule(c, a);
+    ref_free(c, r);
+    return SL_OK;
+}
+
+int sl_ask_whereis(sl_actor *self, uint64_t node, const char *name, uint64_t timeout_ms,
+                   uint64_t *ask_id)
+{
+    if (!self)
+        return SL_ERR_INVAL;
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > SL_NAME_MAX)
+        return SL_ERR_BAD_NAME;
+    uint8_t buf[SL_NAME_MAX + 3];
+    size_t h = 0;
+    if (n < 32) {
+        buf[h++] = (uint8_t)(0xa0 | n);
+    } else {
+        buf[h++] = 0xd9;
+        buf[h++] = (uint8_t)n;
+    }
+    memcpy(buf + h, name, n);
+    return sl_ask(self, (sl_id){node, SL_LOCAL_REGISTRY}, SL_TYPE_WHEREIS, SL_PRIO_HIGH, buf,
+                  h + n, timeout_ms, ask_id);
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[1 + i];
+    return v;
+}
+
+int sl_whereis_reply(const sl_msg *m, sl_id *out)
+{
+    if (!m || m->kind != SL_KIND_REPLY || m->len != 19 || m->data[0] != 0x92 ||
+        m->data[1] != 0xcf || m->data[10] != 0xcf)
+        return SL_ERR_INVAL;
+    if (out) {
+        out->node = get_u64(m->data + 1);
+        out->local = get_u64(m->data + 10);
+    }
+    return SL_OK;
+}
+
 /* A monitor/link signal from another node (kinds MONITOR..STOP, DOWN, EXIT). */
 static int inject_signal(sl_core *c, const sl_msg *m)
 {
@@ -1212,6 +1325,8 @@ int sl__core_inject(sl_core *c, const sl_msg *m, unsigned how)
     if (m->kind >= SL_KIND_COUNT ||
         (remote_from && (m->kind == SL_KIND_DOWN || m->kind == SL_KIND_EXIT)))
         return remote_from || m->kind == SL_KIND_STOP ? inject_signal(c, m) : SL_ERR_INVAL;
+    if (m->kind == SL_KIND_ASK && m->to.local == SL_LOCAL_REGISTRY)
+        return registry_answer(c, m->from, m->corr, m->prio, m->type, m->data, m->len);
     sl_actor *a = sl__actor_get(c, m->to);
     if (!a)
         return dead_letter(c, m->to, m->type);
@@ -1421,7 +1536,9 @@ int sl_ask(sl_actor *self, sl_id to, uint32_t type, int prio, const void *data, 
         return SL_ERR_NOMEM;
     }
     sl_actor *t = NULL;
-    int rc = send_kind(c, id_of(c, self), to, SL_KIND_ASK, prio, type, r->id, data, len, &t);
+    bool reg = to.local == SL_LOCAL_REGISTRY && !is_remote(c, to);
+    int rc = reg ? SL_OK
+                 : send_kind(c, id_of(c, self), to, SL_KIND_ASK, prio, type, r->id, data, len, &t);
     if (rc) {
         sl__map_del(&c->refs, r->id);
         sl__free(c, r);
@@ -1436,6 +1553,8 @@ int sl_ask(sl_actor *self, sl_id to, uint32_t type, int prio, const void *data, 
     }
     if (ask_id)
         *ask_id = r->id;
+    if (reg)
+        registry_answer(c, id_of(c, self), r->id, (uint8_t)prio, type, data, len);
     return SL_OK;
 }
 

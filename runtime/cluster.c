@@ -602,6 +602,20 @@ static int on_frame(sl__cluster *k, lane *ln, const uint8_t *frame, size_t len)
         ln->to = e.to;
         ln->asker = e.from;
         ln->corr = e.corr;
+        if (!ln->key) {
+            /* Known before the core sees it: an answer may come at once. */
+            uint64_t key = ask_key(ln->asker, ln->corr);
+            if (sl__map_get(&k->asks_in, key)) { /* the same ask twice */
+                lane_fail(k, ln, "duplicate ask", SL_ERR_PROTO);
+                return FR_DEAD;
+            }
+            if (sl__map_put(&k->asks_in, key, ln) != SL_OK) {
+                answer_fail(k, ln, &e, SL_ERR_NOMEM);
+                ln->dead = true;
+                return FR_DEAD;
+            }
+            ln->key = key;
+        }
         break;
     case R_ASK_OUT:
         if (e.kind < SL_KIND_REPLY || e.kind > SL_KIND_FAIL || e.corr != ln->corr ||
@@ -623,21 +637,11 @@ static int on_frame(sl__cluster *k, lane *ln, const uint8_t *frame, size_t len)
     switch (ln->role) {
     case R_ASK_IN:
         ln->bound = true;
-        if (rc == SL_OK) {
-            ln->key = ask_key(ln->asker, ln->corr);
-            lane *old = sl__map_get(&k->asks_in, ln->key);
-            if (old) { /* the same ask twice: the first stream stands */
-                ln->key = 0;
-                lane_fail(k, ln, "duplicate ask", SL_ERR_PROTO);
-                return FR_DEAD;
-            }
-            if (sl__map_put(&k->asks_in, ln->key, ln) != SL_OK) {
-                ln->key = 0;
-                rc = SL_ERR_NOMEM;
-            }
-        }
-        if (rc) /* the asker must not wait for its deadline */
+        if (rc && ln->key) { /* the asker must not wait for its deadline */
+            sl__map_del(&k->asks_in, ln->key);
+            ln->key = 0;
             answer_fail(k, ln, &e, rc);
+        }
         break;
     case R_ASK_OUT:
         if (rc == SL_ERR_CANCELLED) { /* our ask ended meanwhile */
@@ -1020,7 +1024,12 @@ static void on_stream_reset(sl_stream *s, uint64_t code, void *ud)
     lane *ln = sl_stream_data(s);
     if (!ln)
         return;
-    if (ln->role == R_ASK_IN && ln->key) {
+    if (ln->role == R_ASK_IN && ln->key && ln->blocked) {
+        /* Never reached the replier: just forget it. */
+        sl__map_del(&k->asks_in, ln->key);
+        ln->key = 0;
+        sl_stream_reset(s, E_CANCELLED);
+    } else if (ln->role == R_ASK_IN && ln->key) {
         sl__map_del(&k->asks_in, ln->key);
         ln->key = 0;
         sl_msg m;

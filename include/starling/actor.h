@@ -503,6 +503,26 @@ SL_EXTERN int sl_unregister(sl_core *core, const char *name);
 /* Look a name up. Returns SL_OK or SL_ERR_NOTFOUND. */
 SL_EXTERN int sl_whereis(const sl_core *core, const char *name, sl_id *out);
 
+/*
+ * Every node answers name lookups from any node: an ask of type
+ * SL_TYPE_WHEREIS to (node, SL_LOCAL_REGISTRY) whose payload is the name
+ * as a msgpack str is answered with REPLY carrying the id as a msgpack
+ * array [node, local] (read it with sl_whereis_reply()), or FAIL with
+ * SL_ERR_NOTFOUND (no such name) or SL_ERR_INVAL (not a name).
+ */
+#define SL_LOCAL_REGISTRY UINT64_C(0xFFFFFFFFFFFFFFF0)
+#define SL_TYPE_WHEREIS 0xFFFFFF02u
+
+/*
+ * Ask `node` (this node or another) where `name` is. The outcome arrives
+ * like any ask's (REPLY, FAIL, or FAIL(TIMEOUT) after timeout_ms; 0 = none).
+ * Returns the sl_ask() codes, or SL_ERR_BAD_NAME.
+ */
+SL_EXTERN int sl_ask_whereis(sl_actor *self, uint64_t node, const char *name,
+                             uint64_t timeout_ms, uint64_t *ask_id);
+/* Read the id from a REPLY to sl_ask_whereis(). Returns SL_OK or SL_ERR_INVAL. */
+SL_EXTERN int sl_whereis_reply(const sl_msg *m, sl_id *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -82,6 +82,8 @@ static void *raw_alloc(slt_mem *m, size_t size, int zero)
     m->allocs++;
     if (m->live > m->peak)
         m->peak = m->live;
+    if (m->live_bytes > m->peak_bytes)
+        m->peak_bytes = m->live_bytes;
     return h + 1;
 }
 

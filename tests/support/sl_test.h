@@ -68,6 +68,7 @@ typedef struct slt_mem {
     size_t live;        /* blocks currently allocated */
     size_t live_bytes;  /* bytes currently allocated */
     size_t peak;        /* highest `live` seen */
+    size_t peak_bytes;  /* highest `live_bytes` seen */
     uint64_t calls;     /* allocation attempts: malloc, calloc, realloc */
     uint64_t allocs;    /* successful allocations (including reallocs) */
     uint64_t frees;     /* successful frees */
