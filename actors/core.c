@@ -1892,13 +1892,14 @@ size_t sl_core_run(sl_core *c, uint64_t now_ns, size_t max_msgs)
         a->flags &= (uint8_t)~SL__A_RUNNING;
         a->processed += k;
         n += k;
+        if (!(a->flags & SL__A_STOPPING) && a->nonempty)
+            rq_push(c, a);
         if ((a->flags & SL__A_WANTROOM) && a->queued <= a->capacity / 2) {
+            /* After the re-queue: what room() delivers schedules `a` itself. */
             a->flags &= (uint8_t)~SL__A_WANTROOM;
             if (c->set.room)
                 c->set.room(c, id_of(c, a), c->set.ud);
         }
-        if (!(a->flags & SL__A_STOPPING) && a->nonempty)
-            rq_push(c, a);
         if (c->stop_head)
             process_stops(c);
         if (max_msgs && n >= max_msgs)

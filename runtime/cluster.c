@@ -128,6 +128,7 @@ struct sl__cluster {
     sl__map asks_out;  /* our ask id -> lane */
     sl__map asks_in;   /* (asker, ask id) key -> lane */
     sl__map paused;    /* receiver local id -> first paused lane */
+    uint64_t resuming; /* receiver whose paused lanes sl__cluster_room() is feeding */
     dial *dials;
     uint8_t *buf;      /* encode buffer */
     size_t cap;
@@ -489,6 +490,8 @@ int sl__cluster_send(sl__cluster *k, const sl_msg *m)
         return cancel_ask(k, m->corr);
     size_t n;
     bool dgram = m->flags & SL_MSG_UNRELIABLE;
+    if (dgram && m->len > sl__cluster_unreliable_max(k, m->to.node))
+        return SL_ERR_MSG_TOO_BIG; /* the documented bound, whatever the ids */
     int rc = encode(k, l, m, !dgram, &n);
     if (rc)
         return rc;
@@ -628,7 +631,7 @@ static int on_frame(sl__cluster *k, lane *ln, const uint8_t *frame, size_t len)
         return FR_DEAD;
     }
     /* Paused lanes for this receiver go first: FIFO holds across them. */
-    if (how == SL__INJECT_FLOW && sl__map_get(&k->paused, m.to.local) && !ln->blocked)
+    if (how == SL__INJECT_FLOW && k->resuming != m.to.local && sl__map_get(&k->paused, m.to.local))
         return pause_for(k, ln);
     rc = sl__core_inject(k->core, &m, how);
     if (rc == SL_ERR_AGAIN)
@@ -774,6 +777,8 @@ static int feed(sl__cluster *k, lane *ln, const uint8_t *data, size_t len)
 void sl__cluster_room(sl__cluster *k, sl_id actor)
 {
     lane *ln;
+    uint64_t outer = k->resuming;
+    k->resuming = actor.local; /* its paused lanes go now, oldest first */
     while ((ln = sl__map_get(&k->paused, actor.local)) != NULL) {
         unpause(k, ln);
         uint8_t *h = ln->held;
@@ -789,6 +794,7 @@ void sl__cluster_room(sl__cluster *k, sl_id actor)
         if (ln->closed)
             lane_free(k, ln);
     }
+    k->resuming = outer;
 }
 
 static int preamble(sl__cluster *k, lane *ln, const uint8_t **data, size_t *len)
