@@ -14,148 +14,23 @@
 
 #include "starling/node.h"
 
-#define LOG_MAX 256
+#include "cluster_harness.h"
 
-typedef struct rec {
-    uint8_t kind;
-    uint32_t type;
-    uint64_t corr;
-    int32_t status;
-    sl_id from;
-    char data[64];
-} rec;
-
-typedef struct probe {
-    rec log[LOG_MAX];
-    int n;
-    int replies;      /* how many asks to answer (ASK -> REPLY "pong") */
-    bool crash_on_ask;
-    bool silent;      /* never answer */
-} probe;
-
-static int probe_msg(sl_actor *self, const sl_msg *m)
-{
-    probe *p = sl_state(self);
-    if (p->n < LOG_MAX) {
-        rec *r = &p->log[p->n++];
-        r->kind = m->kind;
-        r->type = m->type;
-        r->corr = m->corr;
-        r->status = m->status;
-        r->from = m->from;
-        size_t l = m->len < sizeof r->data - 1 ? m->len : sizeof r->data - 1;
-        memcpy(r->data, m->data ? (const char *)m->data : "", l);
-        r->data[l] = 0;
-    }
-    if (m->kind == SL_KIND_ASK) {
-        if (p->crash_on_ask)
-            return -99;
-        if (!p->silent)
-            sl_reply(self, sl_req_of(m), m->type, "pong", 4);
-    }
-    return 0;
-}
-
-static const sl_behavior probe_b = {.on_message = probe_msg};
-
-typedef struct world {
-    uv_loop_t loop;
-    uv_timer_t watchdog;
-    uv_idle_t check;
-    sl_node *a, *b;
-    int up_a, up_b, down_a, down_b;
-    bool (*done)(struct world *);
-    bool timed_out;
-} world;
-
-static world *W;
-
-static void on_peer(sl_node *n, uint64_t peer, bool up, void *ud)
-{
-    world *w = ud;
-    if (n == w->a)
-        up ? w->up_a++ : w->down_a++;
-    else
-        up ? w->up_b++ : w->down_b++;
-}
-
-static void wd_cb(uv_timer_t *t)
-{
-    W->timed_out = true;
-    uv_stop(&W->loop);
-}
-
-static void check_cb(uv_idle_t *i)
-{
-    if (W->done && W->done(W))
-        uv_stop(&W->loop);
-}
+typedef slc_probe probe;
+typedef slc_world world;
 
 static bool run_until(world *w, bool (*done)(world *), uint64_t ms)
 {
-    w->done = done;
-    w->timed_out = false;
-    uv_timer_start(&w->watchdog, wd_cb, ms, 0);
-    uv_idle_start(&w->check, check_cb);
-    uv_run(&w->loop, UV_RUN_DEFAULT);
-    uv_idle_stop(&w->check);
-    uv_timer_stop(&w->watchdog);
-    return !w->timed_out && (!done || done(w));
-}
-
-static bool connected(world *w) { return w->up_a && w->up_b; }
-
-static sl_node *make_node(world *w)
-{
-    sl_transport_settings ts;
-    sl_transport_settings_default(&ts);
-    ts.tls.verify = SL_VERIFY_NONE_INSECURE_DEV_ONLY; /* dev certs on both sides */
-    ts.keepalive_ms = 200;
-    ts.idle_timeout_ms = 1500;
-    sl_node_settings ns;
-    sl_node_settings_default(&ns);
-    ns.loop = &w->loop;
-    ns.quic = &ts;
-    ns.on_peer = on_peer;
-    ns.ud = w;
-    sl_node *n = NULL;
-    assert_int_equal(sl_node_new(&ns, &n), SL_OK);
-    return n;
+    return slc_run_until(w, done, ms);
 }
 
 static void world_up(world *w)
 {
     memset(w, 0, sizeof *w);
-    W = w;
-    uv_loop_init(&w->loop);
-    uv_timer_init(&w->loop, &w->watchdog);
-    uv_idle_init(&w->loop, &w->check);
-    w->a = make_node(w);
-    w->b = make_node(w);
-    assert_true(sl_node_id(w->a) != sl_node_id(w->b));
-    assert_int_equal(sl_node_listen(w->a, "127.0.0.1", 0), SL_OK);
-    uint16_t port;
-    assert_int_equal(sl_node_port(w->a, &port), SL_OK);
-    assert_int_equal(sl_node_connect(w->b, "127.0.0.1", port), SL_OK);
-    assert_true(run_until(w, connected, 5000));
+    slc_up(w, 2);
 }
 
-static bool both_stopped(world *w) { return sl_node_stopped(w->a) && sl_node_stopped(w->b); }
-
-static void world_down(world *w)
-{
-    if (!sl_node_stopped(w->a))
-        sl_node_stop(w->a, NULL, NULL);
-    if (!sl_node_stopped(w->b))
-        sl_node_stop(w->b, NULL, NULL);
-    assert_true(run_until(w, both_stopped, 5000));
-    sl_node_del(w->a);
-    sl_node_del(w->b);
-    uv_close((uv_handle_t *)&w->watchdog, NULL);
-    uv_close((uv_handle_t *)&w->check, NULL);
-    uv_run(&w->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&w->loop), 0);
-}
+static void world_down(world *w) { slc_down(w); }
 
 /* An actor on B that runs a function once it starts (to ask/send from it). */
 typedef struct client {
@@ -192,7 +67,7 @@ static int client_start(sl_actor *self, void *arg)
     return 0;
 }
 
-static const sl_behavior client_b = {.on_start = client_start, .on_message = probe_msg};
+static sl_behavior client_b; /* on_start above, on_message from the harness's probe */
 
 static probe *g_srv;
 static client *g_cli;
@@ -204,16 +79,13 @@ static bool srv_got_2(world *w) { return g_srv->n >= 2; }
 
 static sl_id spawn_server(world *w, probe *p)
 {
-    sl_id id;
-    assert_int_equal(sl_spawn(sl_node_core(w->a), &probe_b, p, NULL, &id), SL_OK);
-    assert_int_equal(id.node, sl_node_id(w->a));
-    return id;
+    return slc_spawn(w, 0, p, NULL);
 }
 
 static sl_id spawn_client(world *w, client *c)
 {
     sl_id id;
-    assert_int_equal(sl_spawn(sl_node_core(w->b), &client_b, c, NULL, &id), SL_OK);
+    assert_int_equal(sl_spawn(sl_node_core(w->n[1]), &client_b, c, NULL, &id), SL_OK);
     return id;
 }
 
@@ -272,7 +144,7 @@ static void test_ask_unknown_remote_actor_fails_fast(void **st)
     world_up(&w);
     client *cli = calloc(1, sizeof *cli);
     g_cli = cli;
-    cli->target = (sl_id){sl_node_id(w.a), 424242};
+    cli->target = (sl_id){sl_node_id(w.n[0]), 424242};
     cli->mode = M_ASK; /* 5 s deadline: the answer must come well before */
     spawn_client(&w, cli);
     assert_true(run_until(&w, cli_got_1, 2000));
@@ -341,11 +213,11 @@ static void test_node_loss_fails_asks_and_fires_down(void **st)
     spawn_client(&w, cli);
     assert_true(run_until(&w, srv_got_2, 3000) || g_srv->n >= 1);
     /* Node A goes away (graceful stop closes its connections). */
-    sl_node_stop(w.a, NULL, NULL);
+    sl_node_stop(w.n[0], NULL, NULL);
     assert_true(run_until(&w, cli_got_2, 3000));
     bool fail = false, down = false;
     for (int i = 0; i < cli->p.n; i++) {
-        rec *r = &cli->p.log[i];
+        slc_rec *r = &cli->p.log[i];
         if (r->kind == SL_KIND_FAIL && r->corr == cli->ask_id) {
             fail = true;
             assert_int_equal(r->status, SL_ERR_NOCONN);
@@ -357,7 +229,7 @@ static void test_node_loss_fails_asks_and_fires_down(void **st)
     }
     assert_true(fail);
     assert_true(down);
-    assert_true(w.down_b >= 1);
+    assert_true(w.down[1] >= 1);
     world_down(&w);
     free(srv);
     free(cli);
@@ -369,13 +241,15 @@ static void test_send_to_unconnected_node(void **st)
     world_up(&w);
     /* A node id nobody connected to: a clear error, not a silent drop. */
     sl_id nowhere = {0x1234567890abcdefull, 5};
-    assert_int_equal(sl_core_send(sl_node_core(w.b), nowhere, 1, SL_PRIO_NORMAL, "x", 1),
+    assert_int_equal(sl_core_send(sl_node_core(w.n[1]), nowhere, 1, SL_PRIO_NORMAL, "x", 1),
                      SL_ERR_NOCONN);
     world_down(&w);
 }
 
 int main(void)
 {
+    client_b.on_start = client_start;
+    client_b.on_message = slc_probe_behavior.on_message;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_send_across_nodes_in_order),
         cmocka_unit_test(test_ask_reply_across_nodes),

@@ -670,6 +670,106 @@ static void test_critical_overtakes_bulk_on_the_wire(void **st)
     free(x), free(tx);
 }
 
+/* ------------------------------------------------------- under loss */
+
+#define LOSS_DG 1500
+#define LOSS_REL 300
+
+typedef struct loss_ctx {
+    sl_id to;
+    int dg_sent, rel_sent, rounds;
+    uint64_t timer;
+    int rel_got, rel_bad;
+    int dg_got;
+    uint8_t dg_seen[LOSS_DG];
+    int dg_dup;
+} loss_ctx;
+
+static loss_ctx LX;
+
+static int loss_sender_hook(sl_actor *self, const sl_msg *m, slc_probe *p)
+{
+    (void)p;
+    if (m->type == T_GO) /* a burst every 2 ms: unreliable + reliable mixed */
+        return sl_send_every(self, sl_self(self), 2, 50, SL_PRIO_NORMAL, NULL, 0, &LX.timer);
+    if (m->type != 50)
+        return 0;
+    for (int i = 0; i < 15 && LX.dg_sent < LOSS_DG; i++) {
+        uint16_t seq = (uint16_t)LX.dg_sent;
+        int rc = sl_send_unreliable(self, LX.to, 60, SL_PRIO_LOW, &seq, sizeof seq);
+        if (rc == SL_ERR_AGAIN)
+            break;
+        assert_int_equal(rc, SL_OK);
+        LX.dg_sent++;
+    }
+    for (int i = 0; i < 3 && LX.rel_sent < LOSS_REL; i++) {
+        int32_t seq = LX.rel_sent;
+        int rc = sl_send(self, LX.to, 61, SL_PRIO_NORMAL, &seq, sizeof seq);
+        if (rc == SL_ERR_AGAIN)
+            break;
+        assert_int_equal(rc, SL_OK);
+        LX.rel_sent++;
+    }
+    if (LX.dg_sent >= LOSS_DG && LX.rel_sent >= LOSS_REL)
+        sl_timer_cancel(self, LX.timer);
+    return 0;
+}
+
+static int loss_rx_hook(sl_actor *self, const sl_msg *m, slc_probe *p)
+{
+    (void)self, (void)p;
+    if (m->type == 60) {
+        uint16_t seq;
+        memcpy(&seq, m->data, sizeof seq);
+        assert_true(m->flags & SL_MSG_UNRELIABLE);
+        if (LX.dg_seen[seq]++)
+            LX.dg_dup++;
+        LX.dg_got++;
+    } else if (m->type == 61) {
+        int32_t seq;
+        memcpy(&seq, m->data, sizeof seq);
+        if (seq != LX.rel_got)
+            LX.rel_bad++;
+        LX.rel_got++;
+    }
+    return 0;
+}
+
+static bool loss_done(slc_world *w) { (void)w; return LX.rel_got >= LOSS_REL && LX.dg_sent >= LOSS_DG; }
+
+static void test_unreliable_under_loss(void **st)
+{
+    (void)st;
+    slc_world w = {0};
+    G = &w;
+    w.loss_pct = 10; /* each direction, through the relay */
+    slc_up(&w, 2);
+    memset(&LX, 0, sizeof LX);
+    slc_probe *rx = new_probe(), *tx = new_probe();
+    rx->hook = loss_rx_hook;
+    LX.to = slc_spawn(&w, 0, rx, NULL);
+    tx->hook = loss_sender_hook;
+    sl_id t = slc_spawn(&w, 1, tx, NULL);
+    go(1, t);
+    assert_true(slc_run_until(&w, loss_done, 30000));
+    slc_run_for(&w, 200); /* the last datagrams in flight */
+    printf("loss: relay dropped %llu packets; %d of %d unreliable messages arrived, %d of %d "
+           "reliable\n",
+           (unsigned long long)slc_relay_dropped(w.relay), LX.dg_got, LX.dg_sent, LX.rel_got,
+           LX.rel_sent);
+    /* Reliable messages: all of them, in order, despite the loss. */
+    assert_int_equal(LX.rel_got, LOSS_REL);
+    assert_int_equal(LX.rel_bad, 0);
+    /* Unreliable ones: some lost and never retransmitted (no duplicates),
+     * most arrived. */
+    assert_true(slc_relay_dropped(w.relay) > 0);
+    assert_true(LX.dg_got < LX.dg_sent);
+    assert_true(LX.dg_got > LX.dg_sent / 2);
+    assert_int_equal(LX.dg_dup, 0);
+    slc_down(&w);
+    free(rx), free(tx);
+}
+
 /* ------------------------------------------------ ordering under load */
 
 #define ORD_MSGS 6000
@@ -818,6 +918,7 @@ int main(void)
         cmocka_unit_test(test_remote_stop),
         cmocka_unit_test(test_whereis_across_nodes),
         cmocka_unit_test(test_unreliable_as_datagrams),
+        cmocka_unit_test(test_unreliable_under_loss),
         cmocka_unit_test(test_streamed_reply_cancelled_midway),
         cmocka_unit_test(test_backpressure_slow_receiver_bounded),
         cmocka_unit_test(test_head_of_line_isolation),

@@ -1,7 +1,9 @@
 /* cluster_harness.c: see cluster_harness.h. */
+#include <arpa/inet.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -135,8 +137,12 @@ void slc_up(slc_world *w, int nodes)
         w->n[i] = slc_node(w, i);
     assert_int_equal(sl_node_listen(w->n[0], "127.0.0.1", w->port), SL_OK);
     assert_int_equal(sl_node_port(w->n[0], &w->port), SL_OK);
+    uint16_t via = 0;
+    if (w->loss_pct)
+        w->relay = slc_relay_start(w, w->port, w->loss_pct, &via);
     for (int i = 1; i < nodes; i++)
-        assert_int_equal(sl_node_connect(w->n[i], "127.0.0.1", w->port), SL_OK);
+        assert_int_equal(
+            sl_node_connect(w->n[i], "127.0.0.1", i == 1 && via ? via : w->port), SL_OK);
     assert_true(slc_run_until(w, all_up, 5000));
 }
 
@@ -156,6 +162,8 @@ void slc_down(slc_world *w)
     assert_true(slc_run_until(w, all_stopped, 5000));
     for (int i = 0; i < w->nodes; i++)
         sl_node_del(w->n[i]);
+    if (w->relay)
+        slc_relay_stop(w->relay);
     uv_close((uv_handle_t *)&w->watchdog, NULL);
     uv_close((uv_handle_t *)&w->check, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
@@ -176,4 +184,104 @@ const slc_rec *slc_find(const slc_probe *p, uint8_t kind)
         if (p->log[i].kind == kind)
             return &p->log[i];
     return NULL;
+}
+
+/* ------------------------------------------------------------- relay */
+
+struct slc_relay {
+    uv_udp_t front, back; /* front: the client side; back: towards the server */
+    struct sockaddr_storage client;
+    bool have_client;
+    struct sockaddr_in server;
+    unsigned loss_pct;
+    uint64_t rng, dropped;
+    int closing;
+    char buf[65536];
+};
+
+static bool relay_drop(struct slc_relay *r)
+{
+    r->rng = r->rng * 6364136223846793005ull + 1442695040888963407ull;
+    if ((unsigned)((r->rng >> 33) % 100) < r->loss_pct) {
+        r->dropped++;
+        return true;
+    }
+    return false;
+}
+
+static void relay_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    slc_relay *r = h->data;
+    (void)hint;
+    *b = uv_buf_init(r->buf, sizeof r->buf);
+}
+
+static void relay_send(uv_udp_t *via, const void *data, size_t len, const struct sockaddr *to)
+{
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    (void)uv_udp_try_send(via, &b, 1, to); /* a full socket buffer is one more loss */
+}
+
+static void front_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *b, const struct sockaddr *from,
+                       unsigned flags)
+{
+    slc_relay *r = u->data;
+    (void)flags;
+    if (n <= 0 || !from)
+        return;
+    if (!r->have_client) {
+        memcpy(&r->client, from, sizeof(struct sockaddr_in));
+        r->have_client = true;
+    }
+    if (!relay_drop(r))
+        relay_send(&r->back, b->base, (size_t)n, (const struct sockaddr *)&r->server);
+}
+
+static void back_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *b, const struct sockaddr *from,
+                      unsigned flags)
+{
+    slc_relay *r = u->data;
+    (void)flags;
+    if (n <= 0 || !from || !r->have_client)
+        return;
+    if (!relay_drop(r))
+        relay_send(&r->front, b->base, (size_t)n, (const struct sockaddr *)&r->client);
+}
+
+slc_relay *slc_relay_start(slc_world *w, uint16_t to_port, unsigned loss_pct, uint16_t *port)
+{
+    slc_relay *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    r->loss_pct = loss_pct;
+    r->rng = 0x5eed;
+    uv_ip4_addr("127.0.0.1", to_port, &r->server);
+    struct sockaddr_in any;
+    uv_ip4_addr("127.0.0.1", 0, &any);
+    uv_udp_init(&w->loop, &r->front);
+    uv_udp_init(&w->loop, &r->back);
+    r->front.data = r->back.data = r;
+    assert_int_equal(uv_udp_bind(&r->front, (const struct sockaddr *)&any, 0), 0);
+    assert_int_equal(uv_udp_bind(&r->back, (const struct sockaddr *)&any, 0), 0);
+    uv_udp_recv_start(&r->front, relay_alloc, front_recv);
+    uv_udp_recv_start(&r->back, relay_alloc, back_recv);
+    struct sockaddr_in me;
+    int len = sizeof me;
+    uv_udp_getsockname(&r->front, (struct sockaddr *)&me, &len);
+    *port = ntohs(me.sin_port);
+    return r;
+}
+
+uint64_t slc_relay_dropped(const slc_relay *r) { return r->dropped; }
+
+static void relay_closed(uv_handle_t *h)
+{
+    slc_relay *r = h->data;
+    if (++r->closing == 2)
+        free(r);
+}
+
+void slc_relay_stop(slc_relay *r)
+{
+    uv_close((uv_handle_t *)&r->front, relay_closed);
+    uv_close((uv_handle_t *)&r->back, relay_closed);
 }

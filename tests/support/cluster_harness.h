@@ -58,6 +58,8 @@ typedef struct slc_world {
     /* Applied to every node's transport/node settings before creation. */
     void (*tune)(int i, sl_transport_settings *ts, sl_node_settings *ns);
     const sl_mem *mem[SLC_MAX]; /* per-node allocator, or NULL */
+    unsigned loss_pct;          /* > 0: node 1 reaches node 0 through a lossy relay */
+    struct slc_relay *relay;
 } slc_world;
 
 /* Create `nodes` nodes (2..SLC_MAX) and connect them all to node 0. Set
@@ -77,3 +79,15 @@ sl_id slc_spawn(slc_world *w, int i, slc_probe *p, const sl_spawn_opts *opts);
 const slc_rec *slc_find(const slc_probe *p, uint8_t kind);
 
 #endif
+
+/*
+ * A lossy UDP relay on the world's loop, for loss tests without netem: the
+ * first peer that sends to the relay's port is "the client"; its datagrams
+ * go to 127.0.0.1:to_port and the answers come back, each direction
+ * dropping loss_pct percent of datagrams (a fixed pseudo-random sequence).
+ */
+typedef struct slc_relay slc_relay;
+slc_relay *slc_relay_start(slc_world *w, uint16_t to_port, unsigned loss_pct, uint16_t *port);
+/* Datagrams dropped so far. */
+uint64_t slc_relay_dropped(const slc_relay *r);
+void slc_relay_stop(slc_relay *r); /* closes the sockets; frees after the loop runs */
