@@ -61,4 +61,8 @@ void sl__cluster_stats_get(const sl__cluster *k, sl__cluster_stats *out);
 void sl__cluster_close(sl__cluster *k, void (*cb)(void *ud), void *ud);
 void sl__cluster_del(sl__cluster *k);
 
+/* The cluster of a networked node (NULL for a local one): for tests and tools. */
+struct sl_node;
+sl__cluster *sl__node_cluster(const struct sl_node *n);
+
 #endif

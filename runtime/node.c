@@ -462,6 +462,8 @@ int sl_node_connect(sl_node *n, const char *host, uint16_t port)
     return sl__cluster_dial(n->cluster, host, port);
 }
 
+sl__cluster *sl__node_cluster(const sl_node *n) { return n->cluster; }
+
 sl_transport *sl_node_transport(const sl_node *n)
 {
     return n->cluster ? sl__cluster_transport(n->cluster) : NULL;

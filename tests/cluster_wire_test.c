@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "cluster_harness.h"
+#include "runtime/cluster.h"
 #include "sl_test.h"
 
 #define T_GO 1000 /* "start your script" (sent from outside) */
@@ -26,6 +27,13 @@ static sl_core *core_of(int i) { return sl_node_core(G->n[i]); }
 static void go(int i, sl_id who) { assert_int_equal(sl_core_send(core_of(i), who, T_GO, 0, NULL, 0), SL_OK); }
 
 static slc_probe *new_probe(void) { return calloc(1, sizeof(slc_probe)); }
+
+static sl__cluster_stats kstats(int i)
+{
+    sl__cluster_stats s;
+    sl__cluster_stats_get(sl__node_cluster(G->n[i]), &s);
+    return s;
+}
 
 /* --------------------------------------------------- monitors, links */
 
@@ -430,6 +438,10 @@ static void test_streamed_reply_cancelled_midway(void **st)
     slc_run_for(&w, 100);
     assert_int_equal(SX.chunks_got, 3);
     assert_null(slc_find(ask, SL_KIND_FAIL));
+    /* On the wire: the asker reset the ask's stream, the replier's node
+     * turned the reset into the CANCEL. */
+    assert_int_equal(kstats(1).asks_cancelled, 1);
+    assert_int_equal(kstats(0).asks_cancelled, 1);
     slc_down(&w);
     free(rep);
     free(ask);
@@ -533,6 +545,7 @@ static void test_backpressure_slow_receiver_bounded(void **st)
     /* The sender was slowed down, not buffered without bound... */
     assert_true(BP.again > 0);
     assert_true(BP.resumes > 0);
+    assert_true(kstats(0).lanes_paused > 0); /* the receiver paused the lane */
     /* ...and the receiving node never held more than about one stream
      * window plus a full mailbox, though 12 MiB went through. */
     size_t peak = mem.peak_bytes - base;
@@ -563,7 +576,10 @@ static int hol_sender_hook(sl_actor *self, const sl_msg *m, slc_probe *p)
     (void)p;
     if (m->type != T_GO)
         return 0;
-    uint8_t *big = calloc(1, BIG);
+    uint8_t *big = calloc(1, (64u << 20) + 1);
+    /* Over the 64 MiB default: refused at the sender. */
+    assert_int_equal(sl_send(self, HX.x, 1, SL_PRIO_NORMAL, big, (64u << 20) + 1),
+                     SL_ERR_MSG_TOO_BIG);
     assert_int_equal(sl_send(self, HX.x, 1, SL_PRIO_NORMAL, big, BIG), SL_OK);
     free(big);
     char small[100] = {0};
