@@ -546,6 +546,21 @@ static int ref_register(sl_core *c, sl__ref *r)
     return rc;
 }
 
+/* A monitor or link record owned by `owner` on an actor of another node:
+ * registered so that sl__core_node_down() finds it. NULL if out of memory. */
+static sl__ref *remote_ref(sl_core *c, uint8_t kind, sl_actor *owner, sl_id target)
+{
+    sl__ref *r = ref_new(c, kind, owner, target);
+    if (!r)
+        return NULL;
+    if (ref_register(c, r)) {
+        sl__free(c, r);
+        return NULL;
+    }
+    owned_add(owner, r);
+    return r;
+}
+
 /* --------------------------------------------------------------- core */
 
 int sl_core_new(const sl_core_settings *settings, sl_core **out)
@@ -1272,15 +1287,8 @@ static int inject_signal(sl_core *c, const sl_msg *m)
             return send_signal(c, m->to, m->from, SL_KIND_EXIT, 0, SL_REASON_NOPROC, 0);
         if (find_link(a, m->from))
             return SL_OK;
-        sl__ref *r = ref_new(c, SL__REF_LINK, a, m->from);
-        if (!r)
-            return SL_ERR_NOMEM;
-        if (ref_register(c, r)) { /* registered: a lost node breaks it */
-            sl__free(c, r);
-            return SL_ERR_NOMEM;
-        }
-        owned_add(a, r);
-        return SL_OK;
+        /* Registered, like every record on a remote actor: a lost node ends it. */
+        return remote_ref(c, SL__REF_LINK, a, m->from) ? SL_OK : SL_ERR_NOMEM;
     }
     case SL_KIND_UNLINK:
     case SL_KIND_EXIT: {
@@ -1678,14 +1686,9 @@ int sl_monitor(sl_actor *self, sl_id target, uint64_t *ref)
     if (!t && is_remote(c, target) && target.local && c->set.remote) {
         /* An actor on another node: DOWN(noconnection) when the node is
          * lost (sl__core_node_down). */
-        sl__ref *r = ref_new(c, SL__REF_MONITOR, self, target);
+        sl__ref *r = remote_ref(c, SL__REF_MONITOR, self, target);
         if (!r)
             return SL_ERR_NOMEM;
-        if (ref_register(c, r)) {
-            sl__free(c, r);
-            return SL_ERR_NOMEM;
-        }
-        owned_add(self, r);
         if (ref)
             *ref = r->id;
         /* Its node keeps the watch and sends DOWN when it stops. */
@@ -1762,14 +1765,9 @@ int sl_link(sl_actor *self, sl_id other)
     if (is_remote(c, other) && other.local && c->set.remote) {
         /* Both ends keep a record; each node sends EXIT when its end
          * stops, and a lost node breaks the link (registered for that). */
-        sl__ref *r = ref_new(c, SL__REF_LINK, self, other);
+        sl__ref *r = remote_ref(c, SL__REF_LINK, self, other);
         if (!r)
             return SL_ERR_NOMEM;
-        if (ref_register(c, r)) {
-            sl__free(c, r);
-            return SL_ERR_NOMEM;
-        }
-        owned_add(self, r);
         int rc = send_signal(c, me, other, SL_KIND_LINK, 0, 0, 0);
         if (rc == SL_ERR_NOCONN || rc == SL_ERR_NOACTOR) {
             ref_free(c, r);

@@ -543,6 +543,17 @@ static int check_addr(const sl__cluster *k, const plink *l, const sl_envelope *e
     return SL_OK;
 }
 
+/* Decode exactly one envelope from the peer of `l` and check its addressing. */
+static int decode(const sl__cluster *k, const plink *l, const uint8_t *data, size_t len,
+                  sl_envelope *e)
+{
+    size_t used = 0;
+    int rc = sl_envelope_decode(data, len, k->node, l->node, &k->lim, e, &used);
+    if (rc == SL_OK && used != len)
+        rc = SL_ERR_DECODE_TRAILING;
+    return rc ? rc : check_addr(k, l, e);
+}
+
 static void answer_fail(sl__cluster *k, lane *ln, const sl_envelope *e, int err)
 {
     sl_msg f;
@@ -568,12 +579,7 @@ static int on_frame(sl__cluster *k, lane *ln, const uint8_t *frame, size_t len)
 {
     plink *l = ln->l;
     sl_envelope e;
-    size_t used = 0;
-    int rc = sl_envelope_decode(frame, len, k->node, l->node, &k->lim, &e, &used);
-    if (rc == SL_OK && used != len)
-        rc = SL_ERR_DECODE_TRAILING;
-    if (rc == SL_OK)
-        rc = check_addr(k, l, &e);
+    int rc = decode(k, l, frame, len, &e);
     if (rc) {
         lane_fail(k, ln, "envelope refused, stream closed", rc);
         return FR_DEAD;
@@ -1102,12 +1108,7 @@ static void on_datagram(sl_conn *c, const uint8_t *data, size_t len, void *ud)
     if (!l || (void *)l == (void *)k)
         return;
     sl_envelope e;
-    size_t used = 0;
-    int rc = sl_envelope_decode(data, len, k->node, l->node, &k->lim, &e, &used);
-    if (rc == SL_OK && used != len)
-        rc = SL_ERR_DECODE_TRAILING;
-    if (rc == SL_OK)
-        rc = check_addr(k, l, &e);
+    int rc = decode(k, l, data, len, &e);
     if (rc == SL_OK && e.kind != SL_KIND_SEND)
         rc = SL_ERR_PROTO;
     if (rc) {
