@@ -1229,7 +1229,7 @@ int sl_ask_whereis(sl_actor *self, uint64_t node, const char *name, uint64_t tim
         buf[h++] = (uint8_t)n;
     }
     memcpy(buf + h, name, n);
-    return sl_ask(self, (sl_id){node, SL_LOCAL_REGISTRY}, SL_TYPE_WHEREIS, SL_PRIO_HIGH, buf,
+    return sl_ask(self, (sl_id){node, SL_LOCAL_REGISTRY}, SL_TYPE_WHEREIS, SL_PRIO_CRITICAL, buf,
                   h + n, timeout_ms, ask_id);
 }
 
