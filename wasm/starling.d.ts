@@ -103,7 +103,11 @@ export interface ReplyOptions {
 export interface Behavior {
   /** Called once, inside spawn(), before any message. Throwing (or rejecting) crashes the actor. */
   onStart?(ctx: ActorContext): void | Promise<void>;
-  /** Called for each message, one at a time. Throwing (or rejecting) crashes the actor (code JS_EXCEPTION_CODE). */
+  /**
+   * Called for each message, one at a time; an async handler runs only to its first
+   * `await` before the next message may be handled. Throwing (or rejecting) crashes
+   * the actor (code JS_EXCEPTION_CODE).
+   */
   onMessage?(ctx: ActorContext, msg: Message): void | Promise<void>;
   /** Called once when the actor stops, for any reason; it may still send. */
   onStop?(ctx: ActorContext, reason: StopReason): void | Promise<void>;
@@ -182,7 +186,7 @@ export interface StarlingNode {
   agents(): string[];
   /** Send from outside any actor (msg.from is null). */
   send(to: ActorId, value?: Value, opts?: SendOptions): void;
-  /** Ask from outside any actor. */
+  /** Ask from outside any actor (the asker the replier sees is a hidden actor of the node). */
   ask<T = any>(to: ActorId, value?: Value, opts?: AskOptions): Promise<T>;
   /** Stop an actor (at the next safe point). */
   stopActor(id: ActorId, reason?: StopReason): void;
