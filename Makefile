@@ -1,14 +1,16 @@
 # Thin wrapper: install dependencies, configure with CMake, run the two commands.
 #   make demo   - live demo of cooperating agents
-#   make test   - every suite, then again under ASan+UBSan
+#   make test   - every suite, then again under ASan+UBSan (both run the wasm tests too)
+#   make wasm   - the browser build (Emscripten) into build-wasm/
 #   make bench  - all benchmarks (make bench BENCH=local_pair for one)
 BUILD      ?= build
 BUILD_SAN  ?= build-san
+BUILD_WASM ?= build-wasm
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?= --output-on-failure -j$(JOBS)
 BENCH      ?=
 
-.PHONY: all deps build build-san demo test test-plain test-san bench install clean format
+.PHONY: all deps build build-san wasm demo test test-plain test-san bench install clean format
 
 all: build
 
@@ -27,14 +29,26 @@ $(BUILD_SAN)/CMakeCache.txt:
 build-san: deps $(BUILD_SAN)/CMakeCache.txt
 	cmake --build $(BUILD_SAN) -j$(JOBS)
 
-demo: build
+# The wasm build is its own CMake project (wasm/CMakeLists.txt, Emscripten
+# toolchain). Debian's emcc needs node-acorn from /usr/share/nodejs.
+$(BUILD_WASM)/CMakeCache.txt:
+	NODE_PATH=/usr/share/nodejs emcmake cmake -S wasm -B $(BUILD_WASM) -DCMAKE_BUILD_TYPE=Release
+
+wasm: deps $(BUILD_WASM)/CMakeCache.txt
+	NODE_PATH=/usr/share/nodejs cmake --build $(BUILD_WASM) -j$(JOBS)
+
+# The wasm tests (tests/wasm_test.sh, tests/browser_wasm_test.sh) find the
+# module through SL_WASM_DIR; SL_WASM_REQUIRED makes a missing one a failure.
+WASM_ENV = SL_WASM_DIR=$(abspath $(BUILD_WASM)) SL_WASM_REQUIRED=1
+
+demo: build wasm
 	@sh examples/demo.sh $(BUILD)
 
-test-plain: build
-	ctest --test-dir $(BUILD) $(CTEST_ARGS)
+test-plain: build wasm
+	$(WASM_ENV) ctest --test-dir $(BUILD) $(CTEST_ARGS)
 
-test-san: build-san
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+test-san: build-san wasm
+	$(WASM_ENV) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(BUILD_SAN) $(CTEST_ARGS)
 
 test: test-plain test-san
@@ -46,7 +60,7 @@ install: build
 	cmake --install $(BUILD)
 
 format:
-	clang-format -i include/starling/*.h actors/*.[ch] schemas/*.[ch] runtime/*.[ch] tests/*.c bench/*.c examples/*.c tools/*.c
+	clang-format -i include/starling/*.h actors/*.[ch] schemas/*.[ch] runtime/*.[ch] wasm/*.[ch] tests/*.c bench/*.c examples/*.c tools/*.c
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN)
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_WASM)

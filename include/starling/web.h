@@ -1,0 +1,118 @@
+/*
+ * starling/web.h: a node in a web page (the WebAssembly build).
+ *
+ * The browser counterpart of node.h: an sl_web_node owns one sl_core and
+ * drives it from the page's event loop instead of libuv. While actors are
+ * runnable it runs the core in slices, one slice per macrotask (so rendering,
+ * input and network events are served between slices); when nothing is
+ * runnable it arms one timer (setTimeout) for the core's next deadline. Time
+ * comes from performance.now(). The same platform runs under Node.js, which
+ * the tests use. wasm/README.md describes the JavaScript API built on it.
+ *
+ * This header is only for code compiled with Emscripten into the Starling
+ * module (wasm/); it is not part of the native library and starling.h does
+ * not include it.
+ *
+ * C agents that JavaScript can spawn by name are registered with
+ * SL_WEB_AGENT() (or sl_web_agent_register()); see wasm/agents.c.
+ *
+ * One thread: every function here runs on the page's (or worker's) thread.
+ */
+#ifndef STARLING_WEB_H
+#define STARLING_WEB_H
+
+#include "actor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sl_web_node sl_web_node;
+
+/* Settings of a web node; fill with sl_web_settings_default(). New fields are appended. */
+typedef struct sl_web_settings {
+    sl_core_settings core; /* the core's settings (wake, clock and ud are taken by the node;
+                              remote and dead_letter are kept) */
+    uint32_t slice;     /* max messages per macrotask before yielding to the page (default 8192) */
+    uint32_t budget_ms; /* max milliseconds per macrotask, checked every 64 messages
+                           (default 8; 0 = only `slice` limits a macrotask) */
+} sl_web_settings;
+
+SL_EXTERN void sl_web_settings_default(sl_web_settings *s);
+
+/*
+ * Create a node. `settings` may be NULL. If core.node_id is 0 a random
+ * non-zero id is chosen (crypto.getRandomValues). Nothing runs until the page's
+ * event loop gets control back: spawn actors, then return to the loop.
+ * Returns SL_OK, SL_ERR_NOMEM, SL_ERR_INVAL.
+ */
+SL_EXTERN int sl_web_node_new(const sl_web_settings *settings, sl_web_node **out);
+
+/* The node's actor core (spawn, send, ... take it). */
+SL_EXTERN sl_core *sl_web_node_core(const sl_web_node *node);
+/* The node of the core an actor runs on (from inside callbacks). */
+SL_EXTERN sl_web_node *sl_web_node_of(const sl_actor *self);
+/* The node id. */
+SL_EXTERN uint64_t sl_web_node_id(const sl_web_node *node);
+
+/*
+ * Graceful stop: every actor is asked to stop (on_stop with SHUTDOWN); once
+ * none is left the node's timer is cancelled and `on_stopped` (may be NULL)
+ * is called from the event loop. Idempotent.
+ */
+SL_EXTERN void sl_web_node_stop(sl_web_node *node, void (*on_stopped)(sl_web_node *node, void *ud),
+                                void *ud);
+
+/* True once the stop completed. */
+SL_EXTERN bool sl_web_node_stopped(const sl_web_node *node);
+
+/*
+ * Free the node: its core (actors still alive get on_stop with SHUTDOWN),
+ * its pending macrotask and its timer. Must not be called from inside a
+ * callback of this node (defer it, e.g. from on_stopped with a new macrotask).
+ */
+SL_EXTERN void sl_web_node_del(sl_web_node *node);
+
+/* ---------------------------------------------------------- C agents */
+
+/*
+ * A C behaviour that JavaScript can spawn by name (`node.spawn("counter")`).
+ * The name is behavior->name. When spawned from JavaScript, on_start's `arg`
+ * is a `const sl_web_init *` valid during on_start only, so such behaviours
+ * keep their state in state_size bytes (or allocate it in on_start).
+ */
+typedef struct sl_web_agent {
+    const sl_behavior *behavior; /* must outlive the module; name must be set */
+    struct sl_web_agent *next;   /* registry link (set by sl_web_agent_register) */
+} sl_web_agent;
+
+/* What on_start receives as `arg` for an agent spawned from JavaScript. */
+typedef struct sl_web_init {
+    const uint8_t *data; /* the spawn's `init` value as msgpack, NULL if none was given */
+    size_t len;          /* its length in bytes */
+} sl_web_init;
+
+/*
+ * Register an agent (caller-provided storage, never freed). Returns SL_OK,
+ * SL_ERR_INVAL (no behaviour or no name), SL_ERR_EXISTS (name taken).
+ */
+SL_EXTERN int sl_web_agent_register(sl_web_agent *agent);
+
+/* The registered agent called `name`, or NULL. */
+SL_EXTERN const sl_behavior *sl_web_agent_find(const char *name);
+
+/*
+ * Register `behavior` (a static sl_behavior with a name) when the module
+ * starts, e.g. `SL_WEB_AGENT(counter_behavior);` at file scope.
+ */
+#define SL_WEB_AGENT(behavior)                                                                     \
+    static sl_web_agent sl__web_agent_##behavior = {&(behavior), NULL};                            \
+    __attribute__((constructor)) static void sl__web_agent_init_##behavior(void)                   \
+    {                                                                                              \
+        (void)sl_web_agent_register(&sl__web_agent_##behavior);                                    \
+    }
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* STARLING_WEB_H */

@@ -1,0 +1,259 @@
+/*
+ * platform.c: the actor core on the page's event loop (the browser platform).
+ *
+ * This mirrors runtime/node.c with the browser's primitives in place of
+ * libuv's. The core calls our wake() when it gets work while idle; we then
+ * post one macrotask (MessageChannel in a page, setImmediate under Node.js:
+ * see library_starling.js), never more than one at a time per node. The
+ * macrotask runs the core in chunks of 64 messages until nothing is runnable,
+ * `slice` messages were processed or `budget_ms` elapsed, so the page keeps
+ * rendering and handling input; if work remains it posts the next macrotask.
+ * When no actor is runnable, one setTimeout is armed for the core's next
+ * deadline (asks, timers) and re-armed only when that deadline changes. Time
+ * is performance.now() in nanoseconds. There is never a busy loop: with
+ * nothing runnable and no deadline the node costs nothing.
+ *
+ * The JavaScript side of these primitives is library_starling.js (an
+ * Emscripten JS library); its functions are the sl__web_* imports below.
+ * Stop is graceful and asynchronous as in node.c: the core is shut down, the
+ * node keeps running until every actor has stopped, then cancels its timer
+ * and reports on_stopped.
+ *
+ * Later phases plug a transport in through the core's `remote` hook (kept
+ * from the settings): the WebTransport link to a gateway node.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "starling/web.h"
+#include "actors/mem.h"
+#include "wasm/web_int.h"
+
+struct sl_web_node {
+    sl_mem mem; /* the allocator of the settings (or the C library's) */
+    sl_core *core;
+    uint32_t slice;     /* max messages per macrotask */
+    uint64_t budget_ns; /* max time per macrotask, 0 = none */
+    bool posted;        /* a run macrotask is scheduled */
+    uint64_t timer_at;  /* deadline the JS timer is armed for; UINT64_MAX = none */
+    bool stopping;
+    bool stopped;
+    void (*on_stopped)(sl_web_node *, void *);
+    void *stop_ud;
+};
+
+/* Messages per sl_core_run() call between two looks at the clock. */
+#define CHUNK 64
+
+static uint64_t now_ns(void)
+{
+    double ms = sl__web_now_ms();
+    return ms > 0 ? (uint64_t)(ms * 1e6) : 0;
+}
+
+static uint64_t web_clock(void *ud)
+{
+    (void)ud;
+    return now_ns();
+}
+
+void sl_web_settings_default(sl_web_settings *s)
+{
+    memset(s, 0, sizeof *s);
+    sl_core_settings_default(&s->core);
+    s->slice = 8192;
+    s->budget_ms = 8;
+}
+
+static void post(sl_web_node *n)
+{
+    if (!n->posted) {
+        n->posted = true;
+        sl__web_post(n);
+    }
+}
+
+static void on_wake(sl_core *core, void *ud)
+{
+    (void)core;
+    post(ud);
+}
+
+int sl_web_node_new(const sl_web_settings *settings, sl_web_node **out)
+{
+    sl_web_settings def;
+    if (!out)
+        return SL_ERR_INVAL;
+    if (!settings) {
+        sl_web_settings_default(&def);
+        settings = &def;
+    }
+    sl_mem mem;
+    sl__mem_resolve(settings->core.mem, &mem);
+    sl_web_node *n = mem.calloc(1, sizeof *n, mem.ud);
+    if (!n)
+        return SL_ERR_NOMEM;
+    n->mem = mem;
+    n->slice = settings->slice ? settings->slice : 8192;
+    n->budget_ns = (uint64_t)settings->budget_ms * 1000000u;
+    n->timer_at = UINT64_MAX;
+    sl_core_settings cs = settings->core;
+    cs.wake = on_wake;
+    cs.clock = web_clock;
+    cs.ud = n;
+    while (cs.node_id == 0) {
+        uint64_t id = 0;
+        sl__web_random(&id, sizeof id);
+        cs.node_id = id;
+    }
+    int rc = sl_core_new(&cs, &n->core);
+    if (rc) {
+        mem.free(n, mem.ud);
+        return rc;
+    }
+    *out = n;
+    return SL_OK;
+}
+
+sl_core *sl_web_node_core(const sl_web_node *n)
+{
+    return n->core;
+}
+sl_web_node *sl_web_node_of(const sl_actor *self)
+{
+    return sl_core_data(sl_actor_core(self));
+}
+uint64_t sl_web_node_id(const sl_web_node *n)
+{
+    return sl_core_node_id(n->core);
+}
+bool sl_web_node_stopped(const sl_web_node *n)
+{
+    return n->stopped;
+}
+
+static void timer_cancel(sl_web_node *n)
+{
+    if (n->timer_at != UINT64_MAX) {
+        n->timer_at = UINT64_MAX;
+        sl__web_timer(n, -1);
+    }
+}
+
+/* Arm the timer for the core's next deadline, unless it already is. */
+static void timer_update(sl_web_node *n)
+{
+    uint64_t dl = sl_core_next_deadline(n->core);
+    if (dl == UINT64_MAX) {
+        timer_cancel(n);
+        return;
+    }
+    if (dl == n->timer_at)
+        return;
+    uint64_t now = now_ns();
+    /* Round up, as node.c does: a timer that fires before the deadline
+     * would find nothing due and have to be armed again. */
+    double ms = dl > now ? (double)((dl - now + 999999) / 1000000) : 0;
+    n->timer_at = dl;
+    sl__web_timer(n, ms);
+}
+
+static void maybe_finish_stop(sl_web_node *n)
+{
+    if (!n->stopping || n->stopped)
+        return;
+    if (sl_core_alive(n->core) != 0 || sl_core_has_work(n->core))
+        return;
+    timer_cancel(n);
+    n->stopped = true;
+    if (n->on_stopped)
+        n->on_stopped(n, n->stop_ud); /* may not free n: see sl_web_node_del */
+}
+
+/* One macrotask's worth of work, then decide how the loop should come back. */
+static void run_slice(sl_web_node *n)
+{
+    uint64_t start = now_ns(), t = start;
+    size_t done = 0;
+    for (;;) {
+        size_t chunk = n->slice - done < CHUNK ? n->slice - done : CHUNK;
+        done += sl_core_run(n->core, t, chunk);
+        if (!sl_core_has_work(n->core) || done >= n->slice)
+            break;
+        t = now_ns();
+        if (n->budget_ns && t - start >= n->budget_ns)
+            break;
+    }
+    if (sl_core_has_work(n->core)) {
+        post(n); /* yield to the page, come back in the next macrotask */
+        return;
+    }
+    timer_update(n);
+    maybe_finish_stop(n);
+}
+
+void sl__web_on_post(sl_web_node *n)
+{
+    n->posted = false;
+    run_slice(n);
+}
+
+void sl__web_on_timer(sl_web_node *n)
+{
+    n->timer_at = UINT64_MAX; /* the one-shot timer is spent */
+    run_slice(n);
+}
+
+void sl_web_node_stop(sl_web_node *n, void (*on_stopped)(sl_web_node *, void *), void *ud)
+{
+    if (n->stopping)
+        return;
+    n->stopping = true;
+    n->on_stopped = on_stopped;
+    n->stop_ud = ud;
+    sl_core_shutdown(n->core);
+    post(n);
+}
+
+void sl_web_node_del(sl_web_node *n)
+{
+    if (!n)
+        return;
+    sl_core_del(n->core);
+    sl__web_forget(n); /* clears the timer and ignores a posted macrotask */
+    sl_mem mem = n->mem;
+    mem.free(n, mem.ud);
+}
+
+/* ------------------------------------------------------------ C agents */
+
+static sl_web_agent *agents; /* registered agents, most recent first */
+
+int sl_web_agent_register(sl_web_agent *a)
+{
+    if (!a || !a->behavior || !a->behavior->name || !a->behavior->name[0])
+        return SL_ERR_INVAL;
+    if (sl_web_agent_find(a->behavior->name))
+        return SL_ERR_EXISTS;
+    a->next = agents;
+    agents = a;
+    return SL_OK;
+}
+
+const sl_behavior *sl_web_agent_find(const char *name)
+{
+    if (!name)
+        return NULL;
+    for (sl_web_agent *a = agents; a; a = a->next)
+        if (strcmp(a->behavior->name, name) == 0)
+            return a->behavior;
+    return NULL;
+}
+
+const char *sl__web_agent_name(uint32_t i)
+{
+    for (sl_web_agent *a = agents; a; a = a->next, i--)
+        if (i == 0)
+            return a->behavior->name;
+    return NULL;
+}
