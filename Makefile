@@ -1,5 +1,5 @@
 # Thin wrapper: install dependencies, configure with CMake, run the two commands.
-#   make demo   - live demo of cooperating agents
+#   make demo   - the demo: a planner on one node, then a three-node cluster
 #   make test   - every suite, then again under ASan+UBSan (both run the wasm tests too)
 #   make wasm   - the browser build (Emscripten) into build-wasm/
 #   make bench  - all benchmarks (make bench BENCH=local_pair for one)
