@@ -940,6 +940,14 @@ static void on_closed(sl_conn *c, const sl_close_info *why, void *ud)
                         d->port, sl_strerror(why->err ? why->err : SL_ERR_NOCONN),
                         why->reason && *why->reason ? ": " : "", why->reason ? why->reason : "");
             dial_retry_later(k, d);
+        } else if (!d && !k->closing) {
+            /* An inbound peer that never became a link (e.g. its
+             * certificate was refused): say so, or nobody will know. */
+            k->st.handshakes_failed++;
+            if (!k->set.quiet && why->err)
+                fprintf(stderr, "starling: inbound connection refused: %s%s%s\n",
+                        sl_strerror(why->err), why->reason && *why->reason ? ": " : "",
+                        why->reason ? why->reason : "");
         }
         return;
     }
@@ -1081,7 +1089,7 @@ static void on_stream_closed(sl_stream *s, void *ud)
     }
     sl_msg m;
     memset(&m, 0, sizeof m);
-    m.prio = SL_PRIO_CRITICAL;
+    m.prio = ln->prio; /* the ask's class, as sl__core_node_down() uses */
     if (ln->role == R_ASK_OUT && ln->key && !ln->dead) {
         /* Closed without an answer: the asker hears it now. */
         m.from = ln->to;

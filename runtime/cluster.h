@@ -25,6 +25,7 @@ typedef struct sl__cluster_stats {
     uint64_t asks_cancelled; /* ask streams reset (either side) */
     uint64_t datagrams_sent, datagrams_recv;
     uint64_t dials, peers_up;
+    uint64_t handshakes_failed; /* inbound connections that never became a link */
 } sl__cluster_stats;
 
 void sl__cluster_settings_default(sl__cluster_settings *s);

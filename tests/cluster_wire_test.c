@@ -924,6 +924,46 @@ static void test_reconnect_after_restart(void **st)
     free(rx);
 }
 
+/* --------------------------------------------------- refused peers */
+
+static void pin_tune(int i, sl_transport_settings *ts, sl_node_settings *ns)
+{
+    (void)ns;
+    if (i == 0) {
+        ts->tls.verify = SL_VERIFY_PIN_SPKI; /* a pin no peer matches */
+        memset(ts->tls.pin, 0xab, sizeof ts->tls.pin);
+    }
+}
+
+static bool a_refused_one(slc_world *w)
+{
+    sl__cluster_stats s;
+    sl__cluster_stats_get(sl__node_cluster(w->n[0]), &s);
+    return s.handshakes_failed >= 1;
+}
+
+static void test_refused_inbound_peer_is_counted(void **st)
+{
+    (void)st;
+    slc_world w = {0};
+    G = &w;
+    w.tune = pin_tune;
+    w.nodes = 2;
+    uv_loop_init(&w.loop);
+    uv_timer_init(&w.loop, &w.watchdog);
+    uv_idle_init(&w.loop, &w.check);
+    w.n[0] = slc_node(&w, 0);
+    w.n[1] = slc_node(&w, 1);
+    assert_int_equal(sl_node_listen(w.n[0], "127.0.0.1", 0), SL_OK);
+    assert_int_equal(sl_node_port(w.n[0], &w.port), SL_OK);
+    assert_int_equal(sl_node_connect(w.n[1], "127.0.0.1", w.port), SL_OK);
+    /* The listener refuses B's certificate: it counts (and logs) it. */
+    assert_true(slc_run_until(&w, a_refused_one, 5000));
+    assert_int_equal(w.up[0], 0);
+    assert_int_equal(w.up[1], 0);
+    slc_down(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -941,6 +981,7 @@ int main(void)
         cmocka_unit_test(test_critical_overtakes_bulk_on_the_wire),
         cmocka_unit_test(test_fifo_per_pair_under_load),
         cmocka_unit_test(test_reconnect_after_restart),
+        cmocka_unit_test(test_refused_inbound_peer_is_counted),
     };
     return cmocka_run_group_tests_name("cluster_wire", tests, NULL, NULL);
 }

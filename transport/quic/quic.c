@@ -121,7 +121,7 @@ struct q_conn {
     bool hs_progress;        /* server: a packet of the peer was accepted */
     uint64_t reset_keys[8];  /* keys in t->reset_tokens of the peer's tokens we hold */
     uint64_t close_code;
-    char close_reason[64];
+    char close_reason[200]; /* fits one packet's CONNECTION_CLOSE with room to spare */
     ngtcp2_ccerr ccerr;      /* what we will send / sent */
     int fail;                /* sl_err when closing on error */
     sl__sched sched;
