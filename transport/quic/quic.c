@@ -105,6 +105,11 @@ struct q_stream {
 struct q_conn {
     sl_conn base;
     q_transport *t;
+    /* Where this connection's events go (and the pointer they carry): the
+     * application's callbacks, or a layer's that sits on this connection
+     * and raises the application's callbacks for its own objects. */
+    const sl_transport_callbacks *cb;
+    void *cb_ud;
     ngtcp2_conn *q;
     gnutls_session_t tls;
     ngtcp2_crypto_conn_ref ref;
@@ -466,15 +471,15 @@ static void conn_destroy(q_conn *c, const sl_close_info *why)
     if (c->dead)
         return;
     c->dead = true;
-    const sl_transport_callbacks *cb = &t->base.set.cb;
+    const sl_transport_callbacks *cb = c->cb;
     while (c->streams) {
         q_stream *s = c->streams;
         if (cb->on_stream_closed)
-            cb->on_stream_closed(&s->base, t->base.set.ud);
+            cb->on_stream_closed(&s->base, c->cb_ud);
         stream_free(c, s);
     }
     if (cb->on_conn_closed && !c->silent)
-        cb->on_conn_closed(&c->base, why, t->base.set.ud);
+        cb->on_conn_closed(&c->base, why, c->cb_ud);
     while (c->dq_head) {
         dgram *d = c->dq_head;
         c->dq_head = d->next;
@@ -879,8 +884,8 @@ static int handshake_completed_cb(ngtcp2_conn *q, void *ud)
     mark_dirty(c); /* queued datagrams may go now */
     if (!c->base.client) {
         t->st.accepted++;
-        if (t->base.set.cb.on_conn_ready)
-            t->base.set.cb.on_conn_ready(&c->base, t->base.set.ud);
+        if (c->cb->on_conn_ready)
+            c->cb->on_conn_ready(&c->base, c->cb_ud);
     }
     return 0;
 }
@@ -894,8 +899,8 @@ static int handshake_completed_cb(ngtcp2_conn *q, void *ud)
 static int handshake_confirmed_cb(ngtcp2_conn *q, void *ud)
 {
     q_conn *c = ud;
-    if (c->base.client && c->t->base.set.cb.on_conn_ready)
-        c->t->base.set.cb.on_conn_ready(&c->base, c->t->base.set.ud);
+    if (c->base.client && c->cb->on_conn_ready)
+        c->cb->on_conn_ready(&c->base, c->cb_ud);
     return 0;
 }
 
@@ -928,8 +933,8 @@ static int stream_open_cb(ngtcp2_conn *q, int64_t id, void *ud)
     if (!ngtcp2_is_bidi_stream(id))
         s->wr_shut = true; /* a peer's uni stream: we cannot send on it */
     ngtcp2_conn_set_stream_user_data(q, id, s);
-    if (c->t->base.set.cb.on_stream_open)
-        c->t->base.set.cb.on_stream_open(&s->base, c->t->base.set.ud);
+    if (c->cb->on_stream_open)
+        c->cb->on_stream_open(&s->base, c->cb_ud);
     return 0;
 }
 
@@ -942,8 +947,8 @@ static int recv_stream_data_cb(ngtcp2_conn *q, uint32_t flags, int64_t id, uint6
         return 0;
     s->st.bytes_recv += len;
     bool fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
-    if (c->t->base.set.cb.on_stream_data) {
-        c->t->base.set.cb.on_stream_data(&s->base, data, len, fin, c->t->base.set.ud);
+    if (c->cb->on_stream_data) {
+        c->cb->on_stream_data(&s->base, data, len, fin, c->cb_ud);
     } else {
         /* Nobody reads: consume at once so the peer is not stalled. */
         s->st.bytes_consumed += len;
@@ -998,8 +1003,8 @@ static void notify_writable(q_conn *c, q_stream *acked)
     const sl_transport_settings *set = &c->t->base.set;
     if (acked && acked->want_own && (size_t)(acked->write_off - acked->acked_off) < set->low_water) {
         acked->want_own = false;
-        if (set->cb.on_stream_writable)
-            set->cb.on_stream_writable(&acked->base, set->ud);
+        if (c->cb->on_stream_writable)
+            c->cb->on_stream_writable(&acked->base, c->cb_ud);
     }
     /* Bounded: every woken stream leaves the FIFO first; one refused again
      * rejoins at the tail, and at most the streams present at entry run. */
@@ -1008,8 +1013,8 @@ static void notify_writable(q_conn *c, q_stream *acked)
         q_stream *s = c->want_head;
         bool was_last = s == last;
         want_del(c, s);
-        if (set->cb.on_stream_writable)
-            set->cb.on_stream_writable(&s->base, set->ud);
+        if (c->cb->on_stream_writable)
+            c->cb->on_stream_writable(&s->base, c->cb_ud);
         if (was_last)
             break;
     }
@@ -1053,8 +1058,8 @@ static int stream_close_cb(ngtcp2_conn *q, uint32_t flags, int64_t id, uint64_t 
     }
     if (!s)
         return 0;
-    if (c->t->base.set.cb.on_stream_closed)
-        c->t->base.set.cb.on_stream_closed(&s->base, c->t->base.set.ud);
+    if (c->cb->on_stream_closed)
+        c->cb->on_stream_closed(&s->base, c->cb_ud);
     stream_free(c, s);
     return 0;
 }
@@ -1079,8 +1084,8 @@ static int stream_reset_cb(ngtcp2_conn *q, int64_t id, uint64_t final_size, uint
      * not abuse: count only the others. */
     if (!s || !s->stop_sent)
         count_reset(c);
-    if (s && c->t->base.set.cb.on_stream_reset)
-        c->t->base.set.cb.on_stream_reset(&s->base, code, c->t->base.set.ud);
+    if (s && c->cb->on_stream_reset)
+        c->cb->on_stream_reset(&s->base, code, c->cb_ud);
     return 0;
 }
 
@@ -1117,8 +1122,8 @@ static void peer_stopped(q_conn *c, q_stream *s)
     }
     s->head = s->tail = s->send = NULL;
     s->acked_off = s->send_off = s->write_off;
-    if (c->t->base.set.cb.on_stream_stop_sending)
-        c->t->base.set.cb.on_stream_stop_sending(&s->base, 0, c->t->base.set.ud);
+    if (c->cb->on_stream_stop_sending)
+        c->cb->on_stream_stop_sending(&s->base, 0, c->cb_ud);
     notify_writable(c, NULL);
 }
 
@@ -1141,8 +1146,8 @@ static int recv_datagram_cb(ngtcp2_conn *q, uint32_t flags, const uint8_t *data,
 {
     q_conn *c = ud;
     c->st.datagrams_recv++;
-    if (c->t->base.set.cb.on_datagram)
-        c->t->base.set.cb.on_datagram(&c->base, data, len, c->t->base.set.ud);
+    if (c->cb->on_datagram)
+        c->cb->on_datagram(&c->base, data, len, c->cb_ud);
     return 0;
 }
 
@@ -1373,9 +1378,12 @@ static q_conn *conn_alloc(q_transport *t, bool client, const struct sockaddr *pe
     q_conn *c = q_calloc(t, 1, sizeof *c);
     if (!c)
         return NULL;
+    c->base.ops = &quic_ops;
     c->base.t = &t->base;
     c->base.client = client;
     c->t = t;
+    c->cb = &t->base.set.cb;
+    c->cb_ud = t->base.set.ud;
     memcpy(&c->peer, peer, peerlen);
     c->peerlen = peerlen;
     c->ref.get_conn = get_conn;
