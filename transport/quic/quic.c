@@ -51,6 +51,7 @@
 #include "transport/sched.h"
 #include "transport/tls.h"
 #include "transport/transport_int.h"
+#include "transport/webtransport/wt.h"
 
 #define CID_LEN 16
 #define MAX_PKT 1452        /* bytes of one outgoing UDP payload we build */
@@ -110,6 +111,7 @@ struct q_conn {
      * and raises the application's callbacks for its own objects. */
     const sl_transport_callbacks *cb;
     void *cb_ud;
+    bool routed;             /* cb is final: the ALPN was looked at (route()) */
     ngtcp2_conn *q;
     gnutls_session_t tls;
     ngtcp2_crypto_conn_ref ref;
@@ -186,6 +188,7 @@ struct q_transport {
     bool tx_blocked;
     bool gso;                /* UDP_SEGMENT works (until the kernel says no) */
     uint8_t (*rx)[RX_BUF];   /* RX_BATCH receive buffers (1 MiB, allocated once) */
+    sl__wt_server *wt;       /* WebTransport server for "h3" connections, or NULL */
 };
 
 /* What a client remembers about a server for the next connection. */
@@ -815,6 +818,30 @@ static void rand_cb(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
     (void)gnutls_rnd(GNUTLS_RND_RANDOM, dest, len);
 }
 
+/*
+ * Decide where a connection's events go, once its ALPN is known: a server
+ * connection that chose "h3" on an endpoint serving WebTransport belongs
+ * to the WebTransport layer, everything else to the application. Called
+ * at the first event that needs it (a 0-RTT stream or datagram may come
+ * before the handshake completes; the ALPN is chosen with the ClientHello).
+ */
+static void route(q_conn *c)
+{
+    q_transport *t = c->t;
+    gnutls_datum_t alpn;
+    if (c->base.client || !t->wt) {
+        c->routed = true;
+        return;
+    }
+    if (!c->tls || gnutls_alpn_get_selected_protocol(c->tls, &alpn) != 0)
+        return; /* not chosen yet */
+    c->routed = true;
+    if (alpn.size == strlen(SL__WT_ALPN) && memcmp(alpn.data, SL__WT_ALPN, alpn.size) == 0) {
+        c->cb = &sl__wt_conn_callbacks;
+        c->cb_ud = t->wt;
+    }
+}
+
 static int get_new_cid_cb(ngtcp2_conn *q, ngtcp2_cid *cid, uint8_t *token, size_t cidlen,
                           void *ud)
 {
@@ -858,6 +885,8 @@ static int handshake_completed_cb(ngtcp2_conn *q, void *ud)
         memcpy(c->base.alpn, alpn.data, alpn.size);
         c->base.alpn[alpn.size] = 0;
     }
+    if (!c->routed)
+        route(c);
     uint64_t nid;
     if (sl__tls_peer_node_id(c->tls, &nid) == SL_OK) {
         c->base.has_peer_node = true;
@@ -927,6 +956,8 @@ static q_stream *stream_new(q_conn *c, int64_t id, int prio, void *ud, bool by_p
 static int stream_open_cb(ngtcp2_conn *q, int64_t id, void *ud)
 {
     q_conn *c = ud;
+    if (!c->routed)
+        route(c);
     q_stream *s = stream_new(c, id, SL_PRIO_NORMAL, NULL, true);
     if (!s)
         return NGTCP2_ERR_CALLBACK_FAILURE;
@@ -1145,6 +1176,8 @@ static int recv_datagram_cb(ngtcp2_conn *q, uint32_t flags, const uint8_t *data,
                             void *ud)
 {
     q_conn *c = ud;
+    if (!c->routed)
+        route(c);
     c->st.datagrams_recv++;
     if (c->cb->on_datagram)
         c->cb->on_datagram(&c->base, data, len, c->cb_ud);
@@ -1418,6 +1451,25 @@ static void conn_link(q_transport *t, q_conn *c)
     t->nconns++;
 }
 
+/*
+ * Under mutual TLS, a ClientHello that chose "h3" (a browser: it has no
+ * certificate to show) is not asked for one; its WebTransport token
+ * authenticates it instead. Runs after the ClientHello was processed (the
+ * ALPN is chosen) and before the server's CertificateRequest is written.
+ */
+static int h3_no_client_cert(gnutls_session_t s, unsigned htype, unsigned when,
+                             unsigned incoming, const gnutls_datum_t *msg)
+{
+    (void)when;
+    (void)incoming;
+    (void)msg;
+    gnutls_datum_t alpn;
+    if (htype == GNUTLS_HANDSHAKE_CLIENT_HELLO && gnutls_alpn_get_selected_protocol(s, &alpn) == 0 &&
+        alpn.size == 2 && memcmp(alpn.data, SL__WT_ALPN, 2) == 0)
+        gnutls_certificate_server_set_request(s, GNUTLS_CERT_IGNORE);
+    return 0;
+}
+
 static int tls_session(q_transport *t, q_conn *c, bool server)
 {
     int rv = gnutls_init(&c->tls, (server ? GNUTLS_SERVER | GNUTLS_NO_AUTO_SEND_TICKET
@@ -1455,6 +1507,17 @@ static int tls_session(q_transport *t, q_conn *c, bool server)
     }
     if (n == 0)
         protos[n++] = (gnutls_datum_t){(unsigned char *)alpn, (unsigned)strlen(alpn)};
+    if (server && t->wt) {
+        /* WebTransport: "h3" too, after the endpoint's own ALPNs. */
+        bool have = false;
+        for (unsigned i = 0; i < n; i++)
+            have |= protos[i].size == 2 && memcmp(protos[i].data, SL__WT_ALPN, 2) == 0;
+        if (!have && n < 8)
+            protos[n++] = (gnutls_datum_t){(unsigned char *)SL__WT_ALPN, 2};
+        if (set->tls.require_client_cert)
+            gnutls_handshake_set_hook_function(c->tls, GNUTLS_HANDSHAKE_CLIENT_HELLO,
+                                               GNUTLS_HOOK_POST, h3_no_client_cert);
+    }
     unsigned flags = GNUTLS_ALPN_MANDATORY | (server ? GNUTLS_ALPN_SERVER_PRECEDENCE : 0);
     if (gnutls_alpn_set_protocols(c->tls, protos, n, flags) != 0)
         return SL_ERR_TLS;
@@ -1977,6 +2040,13 @@ static void handle_closed(uv_handle_t *h)
         t->on_closed(&t->base, t->closed_ud);
 }
 
+static void wt_closed(void *arg)
+{
+    q_transport *t = arg;
+    if (--t->open_handles == 0 && t->on_closed)
+        t->on_closed(&t->base, t->closed_ud);
+}
+
 static void q_close(sl_transport *bt, void (*on_closed)(sl_transport *, void *), void *ud)
 {
     q_transport *t = (q_transport *)bt;
@@ -1993,6 +2063,8 @@ static void q_close(sl_transport *bt, void (*on_closed)(sl_transport *, void *),
         conn_close_now(c, SL_OK, false);
     }
     tx_flush(t);
+    if (t->wt && sl__wt_server_close(t->wt, wt_closed, t))
+        t->open_handles++;
     if (t->fd < 0) {
         /* Never had a socket: nothing to wait for. */
         if (t->open_handles == 0 && on_closed)
@@ -2025,6 +2097,7 @@ static void q_del(sl_transport *bt)
     gnutls_free(t->ticket_key.data);
     if (t->creds)
         sl__tls_creds_del(t->creds);
+    sl__wt_server_del(t->wt);
     sl_mem mem = t->base.mem;
     mem.free(t, mem.ud);
 }
@@ -2032,6 +2105,8 @@ static void q_del(sl_transport *bt)
 int sl_quic_new(const sl_transport_settings *s, sl_transport **out)
 {
     if (!s || !s->loop || !out)
+        return SL_ERR_INVAL;
+    if (s->webtransport && sl__wt_settings_check(s->webtransport) != SL_OK)
         return SL_ERR_INVAL;
     sl_mem mem;
     sl__mem_resolve(s->mem, &mem);
@@ -2072,6 +2147,14 @@ int sl_quic_new(const sl_transport_settings *s, sl_transport **out)
     }
     gnutls_anti_replay_set_add_function(t->anti_replay, replay_add);
     gnutls_anti_replay_set_ptr(t->anti_replay, t);
+    if (s->webtransport) {
+        rc = sl__wt_server_new(&t->base, t->loop, s->webtransport, &t->wt);
+        if (rc) {
+            q_del(&t->base);
+            return rc;
+        }
+    }
+    t->base.set.webtransport = NULL; /* copied into t->wt; the caller's may go */
     *out = &t->base;
     return SL_OK;
 }
@@ -2295,6 +2378,7 @@ static int q_stats(const sl_transport *bt, sl_transport_stats *out)
     *out = t->st;
     out->conns = t->nconns;
     out->handshakes = t->nhandshakes;
+    sl__wt_server_stats(t->wt, out);
     return SL_OK;
 }
 
