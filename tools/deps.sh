@@ -3,9 +3,27 @@
 #
 # Everything comes from Debian 12 (bookworm) except ngtcp2 1.11 and nghttp3 1.8,
 # which come from bookworm-backports (bookworm itself has ngtcp2 0.12, a pre-1.0
-# API). The script only touches apt when something is missing, so running it on
-# every `make` costs a few dpkg-query calls.
+# API), and with them ngtcp2-client (gtlsclient, an HTTP/3 client for the
+# interop test). Chromium is for the browser tests, which also need
+# playwright-core from npm in tests/browser/node_modules (`npm ci`, pinned by
+# its package-lock.json; never a browser download). The script only touches
+# apt or npm when something is missing, so running it on every `make` costs a
+# few dpkg-query calls.
 set -eu
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+# tests/browser/node_modules, when npm is there and it is missing.
+browser_modules() {
+    if [ ! -d "$HERE/../tests/browser/node_modules/playwright-core" ]; then
+        if command -v npm >/dev/null 2>&1; then
+            echo "deps: npm ci in tests/browser (playwright-core)"
+            npm ci --prefix "$HERE/../tests/browser" --no-audit --no-fund >/dev/null ||
+                echo "deps: npm ci failed; the browser tests will be skipped" >&2
+        else
+            echo "deps: npm not found; the browser tests will be skipped" >&2
+        fi
+    fi
+}
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then
@@ -13,8 +31,8 @@ if [ "$(id -u)" != 0 ]; then
     SUDO="sudo"
 fi
 
-BASE_PKGS="build-essential cmake pkg-config libuv1-dev libgnutls28-dev gnutls-bin libmsgpack-dev libcmocka-dev valgrind"
-BPO_PKGS="libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev"
+BASE_PKGS="build-essential cmake pkg-config libuv1-dev libgnutls28-dev gnutls-bin libmsgpack-dev libcmocka-dev valgrind chromium"
+BPO_PKGS="libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev ngtcp2-client"
 
 missing() {
     for p in "$@"; do
@@ -35,6 +53,7 @@ need_bpo=$(missing $BPO_PKGS)
 if ! ngtcp2_ok; then need_bpo="$BPO_PKGS"; fi
 
 if [ -z "$need_base" ] && [ -z "$need_bpo" ]; then
+    browser_modules
     exit 0
 fi
 
@@ -65,4 +84,5 @@ if [ -n "$need_bpo" ]; then
     $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports $BPO_PKGS
 fi
 ngtcp2_ok || { echo "deps: ngtcp2 >= 1.11 not installed (check bookworm-backports)" >&2; exit 1; }
+browser_modules
 echo "deps: done"
