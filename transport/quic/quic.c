@@ -2313,8 +2313,10 @@ static int q_stream_write(sl_stream *bs, const void *data, size_t len, size_t *b
         size_t cap = left < CHUNK_MIN ? CHUNK_MIN : left;
         chunk *k = q_alloc(c->t, sizeof *k + cap);
         if (!k) {
-            /* Undo the part copied into the tail chunk. */
-            s->tail->len -= len - left;
+            /* Undo the part copied into the tail chunk (if there was one:
+             * a stream's first write has none). */
+            if (s->tail)
+                s->tail->len -= len - left;
             return SL_ERR_NOMEM;
         }
         k->next = NULL;
