@@ -485,9 +485,18 @@ typedef struct srv_state {
     char token[64], origin[128], path[64];
     int info_rc;
     uint64_t node_rc;
+    int hook_errors;      /* calls in hooks that did not return SL_OK */
 } srv_state;
 
 static srv_state SRV;
+
+/* Hooks run inside transport callbacks: they never assert (a failed
+ * cmocka assertion would longjmp out of the transport); they count. */
+#define HOOK_OK(x)                                                                                 \
+    do {                                                                                           \
+        if ((x) != SL_OK)                                                                          \
+            SRV.hook_errors++;                                                                     \
+    } while (0)
 
 static bool check_token_cb(const char *token, const char *origin, void *ud)
 {
@@ -516,7 +525,7 @@ static void srv_on_ready(qh_conn *r)
     uint64_t id;
     SRV.node_rc = (uint64_t)sl_conn_peer_node_id(r->c, &id);
     if (SRV.close_on_ready)
-        SLT_OK(sl_conn_close(r->c, 77, "closed in on_conn_ready"));
+        HOOK_OK(sl_conn_close(r->c, 77, "closed in on_conn_ready"));
 }
 
 static void srv_on_data(qh_stream *r, const uint8_t *data, size_t len, bool fin)
@@ -526,31 +535,38 @@ static void srv_on_data(qh_stream *r, const uint8_t *data, size_t len, bool fin)
     bool uni = (r->id & 2) != 0;
     if (!uni) {
         if (len == 5 && memcmp(data, "CLOSE", 5) == 0) {
-            SLT_OK(sl_conn_close(r->conn->c, 4242, "bye from starling"));
+            HOOK_OK(sl_conn_close(r->conn->c, 4242, "bye from starling"));
             return;
         }
         if (len)
-            SLT_OK(sl_stream_write(r->s, data, len, NULL));
+            HOOK_OK(sl_stream_write(r->s, data, len, NULL));
         if (fin)
-            SLT_OK(sl_stream_finish(r->s));
+            HOOK_OK(sl_stream_finish(r->s));
         return;
     }
-    assert_true(SRV.unilen + len <= sizeof SRV.uni);
+    if (SRV.unilen + len > sizeof SRV.uni) {
+        SRV.hook_errors++;
+        return;
+    }
     memcpy(SRV.uni + SRV.unilen, data, len);
     SRV.unilen += len;
     if (fin) {
         sl_stream *s;
-        SLT_OK(sl_stream_open(r->conn->c, false, SL_PRIO_NORMAL, NULL, &s));
-        SLT_OK(sl_stream_write(s, SRV.uni, SRV.unilen, NULL));
-        SLT_OK(sl_stream_finish(s));
+        size_t n = SRV.unilen;
         SRV.unilen = 0;
+        int rc = sl_stream_open(r->conn->c, false, SL_PRIO_NORMAL, NULL, &s);
+        HOOK_OK(rc);
+        if (rc != SL_OK)
+            return;
+        HOOK_OK(sl_stream_write(s, SRV.uni, n, NULL));
+        HOOK_OK(sl_stream_finish(s));
     }
 }
 
 static void srv_on_dgram(qh_conn *r, const uint8_t *d, size_t len)
 {
     if (SRV.echo && r->c)
-        SLT_OK(sl_datagram_send(r->c, d, len));
+        HOOK_OK(sl_datagram_send(r->c, d, len));
 }
 
 static sl_webtransport_settings WTS;
@@ -740,6 +756,7 @@ static void test_bidi_uni_datagram_echo(void **state)
     assert_true(cst.datagrams_recv == 1 && cst.datagrams_sent == 1);
     assert_true(cst.bytes_recv > 100000);
     free(data);
+    assert_int_equal(SRV.hook_errors, 0);
     wtc_fini(w);
     qh_finish(h);
     free(w);
@@ -1435,6 +1452,100 @@ static void test_native_alpn_still_served(void **state)
     qh_finish(h);
 }
 
+/* ------------------------------------------------- allocation failures */
+
+static bool until_any_end(qh_harness *h, void *arg)
+{
+    wtc_stream *r = arg;
+    return r->fin || r->reset || r->closed || r->w->closed;
+}
+
+/*
+ * One session's life (CONNECT, bidi echo, uni echo, datagram, close by the
+ * client) with the server's allocator failing its k-th allocation after
+ * the connection is up. Whatever fails must fail cleanly: nothing leaks,
+ * nothing crashes, the loop closes. Returns the server allocations made.
+ */
+static uint64_t session_with_failure(uint64_t k)
+{
+    qh_harness *h = qh_new();
+    static slt_mem smem;
+    slt_mem_init(&smem);
+    memset(&SRV, 0, sizeof SRV);
+    SRV.echo = true;
+    qh_side *srv = qh_side_add(h, "srv");
+    sl_transport_settings s;
+    qh_settings(srv, &s);
+    s.mem = &smem.hooks;
+    WTS = (sl_webtransport_settings){.path = "/starling", .check_token = check_token_cb,
+                                     .health_path = "/health"};
+    s.webtransport = &WTS;
+    srv->on_data = srv_on_data;
+    srv->on_dgram = srv_on_dgram;
+    SLT_OK(qh_side_start(srv, &s));
+    qh_listen(srv);
+    wtc *w = wtc_new(h, srv, true);
+    qh_run(h, until_client_settings, w, 1000);
+    uint64_t before = smem.calls;
+    if (k)
+        slt_mem_fail_after(&smem, k, 0);
+    const nghttp3_nv nva[] = {NV(":method", "CONNECT"), NV(":protocol", "webtransport"),
+                              NV(":scheme", "https"), NV(":authority", "127.0.0.1"),
+                              NV(":path", "/starling?token=" TOKEN)};
+    wtc_stream *cs = w->closed ? NULL : wtc_request(w, nva, 5);
+    if (cs) {
+        cs->connect = true;
+        qh_run(h, until_status, cs, 1000);
+    }
+    if (cs && cs->status == 200 && !w->closed) {
+        wtc_stream *b = wtc_wt_stream(w, true, 0);
+        put(b->s, "abc", 3);
+        SLT_OK(sl_stream_finish(b->s));
+        qh_run(h, until_any_end, b, 1000);
+        if (!w->closed) {
+            wtc_stream *u = wtc_wt_stream(w, false, 0);
+            put(u->s, "uni", 3);
+            SLT_OK(sl_stream_finish(u->s));
+            wtc_dgram(w, 0, "dg", 2);
+            qh_run(h, NULL, NULL, 50);
+        }
+        if (!w->closed && cs->s) {
+            uint8_t f[SL__WT_CLOSE_FRAME_MAX];
+            size_t n = sl__wt_close_frame(f, 5, "done", 4);
+            (void)sl_stream_write(cs->s, f, n, NULL);
+            (void)sl_stream_finish(cs->s);
+            qh_run(h, until_srv_closed, srv, 1000);
+        }
+    }
+    if (!w->closed) {
+        wtc_stream *g = wtc_request(w, (const nghttp3_nv[]){NV(":method", "GET"),
+                                                            NV(":scheme", "https"),
+                                                            NV(":path", "/health")}, 3);
+        SLT_OK(sl_stream_finish(g->s));
+        qh_run(h, until_any_end, g, 1000);
+    }
+    slt_mem_fail_off(&smem);
+    uint64_t used = smem.calls - before;
+    wtc_fini(w);
+    qh_finish(h);
+    free(w);
+    assert_int_equal(smem.live, 0);
+    assert_int_equal(smem.bad_frees, 0);
+    return used;
+}
+
+static void test_server_allocation_failures(void **state)
+{
+    (void)state;
+    uint64_t total = session_with_failure(0);
+    assert_true(total > 10);
+    print_message("failing each of the %llu server allocations of a session in turn\n",
+                  (unsigned long long)total);
+    /* Every allocation of the session's life, failed in turn. */
+    for (uint64_t k = 1; k <= total; k++)
+        session_with_failure(k);
+}
+
 static void test_settings_validation(void **state)
 {
     (void)state;
@@ -1483,6 +1594,7 @@ int main(void)
         cmocka_unit_test_teardown(test_connection_loss_ends_session, qh_teardown),
         cmocka_unit_test_teardown(test_mutual_tls_spares_h3, qh_teardown),
         cmocka_unit_test_teardown(test_native_alpn_still_served, qh_teardown),
+        cmocka_unit_test_teardown(test_server_allocation_failures, qh_teardown),
         cmocka_unit_test(test_settings_validation),
     };
     return cmocka_run_group_tests_name("wt", tests, NULL, NULL);

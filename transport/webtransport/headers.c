@@ -68,6 +68,11 @@ int sl__qpack_headers_frame(nghttp3_qpack_encoder *enc, const nghttp3_mem *mem, 
     if (nghttp3_qpack_encoder_encode(enc, &pbuf, &rbuf, &ebuf, sid, nva, n) != 0)
         goto out;
     size_t plen = nghttp3_buf_len(&pbuf), rlen = nghttp3_buf_len(&rbuf);
+    /* nghttp3 (1.8 and still in 2026) ignores a failed allocation of the
+     * field section prefix and returns 0 with an empty pbuf; the prefix is
+     * never shorter than 2 bytes, so an empty one is that failure. */
+    if (plen < 2)
+        goto out;
     uint8_t *f = mem->malloc(16 + plen + rlen, mem->user_data);
     if (!f)
         goto out;
