@@ -79,10 +79,22 @@ static void tlv_run(const uint8_t *p, size_t len, size_t chunk, tlv_sum *s, sl__
     }
 }
 
-static void *m_malloc(size_t n, void *ud) { return malloc(n); }
-static void m_free(void *p, void *ud) { free(p); }
-static void *m_calloc(size_t n, size_t s, void *ud) { return calloc(n, s); }
-static void *m_realloc(void *p, size_t n, void *ud) { return realloc(p, n); }
+static void *m_malloc(size_t n, void *ud)
+{
+    return malloc(n);
+}
+static void m_free(void *p, void *ud)
+{
+    free(p);
+}
+static void *m_calloc(size_t n, size_t s, void *ud)
+{
+    return calloc(n, s);
+}
+static void *m_realloc(void *p, size_t n, void *ud)
+{
+    return realloc(p, n);
+}
 static const nghttp3_mem MEM = {NULL, m_malloc, m_free, m_calloc, m_realloc};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

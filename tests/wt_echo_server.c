@@ -152,7 +152,10 @@ static void closed(sl_transport *t, void *ud)
     (void)ud;
 }
 
-static void handle_closed(uv_handle_t *h) { (void)h; }
+static void handle_closed(uv_handle_t *h)
+{
+    (void)h;
+}
 
 static void stop(void)
 {
@@ -166,13 +169,20 @@ static void stop(void)
     uv_close((uv_handle_t *)&deadline, handle_closed);
 }
 
-static void on_signal(uv_signal_t *h, int sig) { stop(); }
-static void on_deadline(uv_timer_t *h) { stop(); }
+static void on_signal(uv_signal_t *h, int sig)
+{
+    stop();
+}
+static void on_deadline(uv_timer_t *h)
+{
+    stop();
+}
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: wt_echo_server [--host H] [--port P] [--cert F --key F] [--token T]\n"
-                    "                      [--origin O]... [--path P] [--health P] [--timeout S]\n");
+    fprintf(stderr,
+            "usage: wt_echo_server [--host H] [--port P] [--cert F --key F] [--token T]\n"
+            "                      [--origin O]... [--path P] [--health P] [--timeout S]\n");
     return 2;
 }
 

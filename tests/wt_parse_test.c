@@ -74,9 +74,8 @@ static void test_varint_vectors(void **state)
 static void test_varint_boundaries(void **state)
 {
     (void)state;
-    const uint64_t vals[] = {0,           63,          64,
-                             16383,       16384,       1073741823,
-                             1073741824,  SL__VARINT_MAX - 1, SL__VARINT_MAX};
+    const uint64_t vals[] = {
+        0, 63, 64, 16383, 16384, 1073741823, 1073741824, SL__VARINT_MAX - 1, SL__VARINT_MAX};
     const size_t lens[] = {1, 1, 2, 2, 4, 4, 8, 8, 8};
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
         uint8_t buf[8];
@@ -397,11 +396,9 @@ static void test_settings_hostile(void **state)
     const uint64_t bools[] = {0x08, 0x33, 0xffd277, 0x2b603742};
     for (size_t i = 0; i < 4; i++) {
         const uint64_t bad[][2] = {{bools[i], 2}};
-        assert_true(sl__h3_settings_parse(b, pairs(b, bad, 1), &st, NULL) ==
-                    SL__H3_SETTINGS_ERROR);
+        assert_true(sl__h3_settings_parse(b, pairs(b, bad, 1), &st, NULL) == SL__H3_SETTINGS_ERROR);
         const uint64_t big[][2] = {{bools[i], SL__VARINT_MAX}};
-        assert_true(sl__h3_settings_parse(b, pairs(b, big, 1), &st, NULL) ==
-                    SL__H3_SETTINGS_ERROR);
+        assert_true(sl__h3_settings_parse(b, pairs(b, big, 1), &st, NULL) == SL__H3_SETTINGS_ERROR);
     }
     /* Too many pairs (distinct GREASE ids). */
     uint64_t many[SL__H3_SETTINGS_PAIRS_MAX + 1][2];
@@ -418,12 +415,10 @@ static void test_settings_hostile(void **state)
 static void test_settings_frame_roundtrip(void **state)
 {
     (void)state;
-    const uint64_t kv[][2] = {{SL__H3_SET_QPACK_MAX_TABLE_CAPACITY, 0},
-                              {SL__H3_SET_QPACK_BLOCKED_STREAMS, 0},
-                              {SL__H3_SET_ENABLE_CONNECT_PROTOCOL, 1},
-                              {SL__H3_SET_H3_DATAGRAM, 1},
-                              {SL__H3_SET_ENABLE_WEBTRANSPORT, 1},
-                              {SL__H3_SET_WT_MAX_SESSIONS_DRAFT07, 3}};
+    const uint64_t kv[][2] = {
+        {SL__H3_SET_QPACK_MAX_TABLE_CAPACITY, 0}, {SL__H3_SET_QPACK_BLOCKED_STREAMS, 0},
+        {SL__H3_SET_ENABLE_CONNECT_PROTOCOL, 1},  {SL__H3_SET_H3_DATAGRAM, 1},
+        {SL__H3_SET_ENABLE_WEBTRANSPORT, 1},      {SL__H3_SET_WT_MAX_SESSIONS_DRAFT07, 3}};
     uint8_t b[64];
     size_t n = sl__h3_settings_frame(b, sizeof b, kv, 6);
     assert_true(n > 0);
@@ -598,8 +593,8 @@ static void test_wt_error_codes(void **state)
     (void)state;
     assert_true(sl__wt_code_to_h3(0) == 0x52e4a40fa8dbull);
     assert_true(sl__wt_code_to_h3(0xffffffffu) == 0x52e5ac983162ull);
-    const uint32_t vals[] = {0, 1, 0x1c, 0x1d, 0x1e, 0x1f, 0x3c, 4242, 0x7fffffff, 0xfffffffeu,
-                             0xffffffffu};
+    const uint32_t vals[] = {0,    1,    0x1c,       0x1d,        0x1e,       0x1f,
+                             0x3c, 4242, 0x7fffffff, 0xfffffffeu, 0xffffffffu};
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
         uint64_t h = sl__wt_code_to_h3(vals[i]);
         assert_false(sl__h3_is_grease(h));
@@ -700,7 +695,9 @@ static void qp_close(qp *q)
 }
 
 #define NV(n, v)                                                                                   \
-    {(const uint8_t *)(n), (const uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP3_NV_FLAG_NONE}
+    {                                                                                              \
+        (const uint8_t *)(n), (const uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP3_NV_FLAG_NONE \
+    }
 
 /* Encode nva as a HEADERS frame for stream 0 and decode its payload as a
  * request. Returns the decode result. */
@@ -725,10 +722,14 @@ static void test_qpack_connect_request(void **state)
     qp q;
     qp_open(&q);
     const nghttp3_nv nva[] = {
-        NV(":method", "CONNECT"),        NV(":protocol", "webtransport"),
-        NV(":scheme", "https"),          NV(":authority", "127.0.0.1:4433"),
-        NV(":path", "/starling?token=abc"), NV("sec-webtransport-http3-draft02", "1"),
-        NV("origin", "http://127.0.0.1:8080"), NV("user-agent", "test"),
+        NV(":method", "CONNECT"),
+        NV(":protocol", "webtransport"),
+        NV(":scheme", "https"),
+        NV(":authority", "127.0.0.1:4433"),
+        NV(":path", "/starling?token=abc"),
+        NV("sec-webtransport-http3-draft02", "1"),
+        NV("origin", "http://127.0.0.1:8080"),
+        NV("user-agent", "test"),
     };
     sl__h3_request req;
     assert_true(req_roundtrip(&q, nva, 8, &req) == 0);
@@ -775,8 +776,7 @@ static void test_qpack_malformed_requests(void **state)
         {{NV(":method", "GET"), NV(":scheme", "https"), NV(":path", "/"), NV("origin", "a"),
           NV("origin", "b")},
          5},
-        {{NV(":method", "GET"), NV(":scheme", "https"), NV(":path", "/"), NV("bad name", "1")},
-         4},
+        {{NV(":method", "GET"), NV(":scheme", "https"), NV(":path", "/"), NV("bad name", "1")}, 4},
         {{NV(":method", "GET"), NV(":scheme", "https"), NV(":path", "")}, 3},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -789,8 +789,7 @@ static void test_qpack_malformed_requests(void **state)
     memset(longpath, 'a', sizeof longpath - 1);
     longpath[0] = '/';
     longpath[sizeof longpath - 1] = 0;
-    const nghttp3_nv big[] = {NV(":method", "GET"), NV(":scheme", "https"),
-                              NV(":path", longpath)};
+    const nghttp3_nv big[] = {NV(":method", "GET"), NV(":scheme", "https"), NV(":path", longpath)};
     assert_true(req_roundtrip(&q, big, 3, &req) == 0);
     assert_true(req.too_large);
     qp_close(&q);
@@ -804,8 +803,10 @@ static void test_qpack_hostile_blocks(void **state)
      * we said is empty) fails. Each is a connection error. */
     qp q;
     qp_open(&q);
-    const nghttp3_nv nva[] = {NV(":method", "CONNECT"), NV(":protocol", "webtransport"),
-                              NV(":scheme", "https"), NV(":authority", "example.org"),
+    const nghttp3_nv nva[] = {NV(":method", "CONNECT"),
+                              NV(":protocol", "webtransport"),
+                              NV(":scheme", "https"),
+                              NV(":authority", "example.org"),
                               NV(":path", "/starling?token=abcdefghijklmnop"),
                               NV("origin", "https://example.org")};
     uint8_t *f;

@@ -53,19 +53,19 @@ typedef struct wtc_stream {
     sl__tlv_rd fr, cap;
     uint8_t hbuf[4096];
     size_t hlen;
-    int status;              /* response :status (0 = none yet) */
-    bool connect;            /* an extended CONNECT: DATA carries capsules once 200 */
-    uint8_t body[8192];      /* response body, or raw WebTransport data (first 8 KiB) */
+    int status;         /* response :status (0 = none yet) */
+    bool connect;       /* an extended CONNECT: DATA carries capsules once 200 */
+    uint8_t body[8192]; /* response body, or raw WebTransport data (first 8 KiB) */
     size_t blen;
-    uint64_t raw;            /* raw data bytes received */
+    uint64_t raw; /* raw data bytes received */
     uint8_t capbuf[1100];
     size_t caplen;
     bool in_close;
-    bool close_rx;           /* a CLOSE_WEBTRANSPORT_SESSION capsule arrived */
+    bool close_rx; /* a CLOSE_WEBTRANSPORT_SESSION capsule arrived */
     uint32_t close_code;
     char close_reason[1100];
-    uint64_t sid;            /* WebTransport stream: its session */
-    uint64_t type;           /* uni stream: its type */
+    uint64_t sid;  /* WebTransport stream: its session */
+    uint64_t type; /* uni stream: its type */
     bool fin, reset, stopped, closed;
     uint64_t reset_code;
 } wtc_stream;
@@ -92,7 +92,10 @@ struct wtc {
     uint64_t dsid;
 };
 
-static void *nm_malloc(size_t n, void *ud) { return ((sl_mem *)ud)->malloc(n, ((sl_mem *)ud)->ud); }
+static void *nm_malloc(size_t n, void *ud)
+{
+    return ((sl_mem *)ud)->malloc(n, ((sl_mem *)ud)->ud);
+}
 static void nm_free(void *p, void *ud)
 {
     if (p)
@@ -184,8 +187,8 @@ static void frames(wtc_stream *r, const uint8_t *p, size_t len)
                 return;
             }
         } else if (ev.kind == SL__TLV_PAYLOAD) {
-            if (ev.type == SL__H3_FRAME_HEADERS || (r->mode == M_CONTROL &&
-                                                    ev.type == SL__H3_FRAME_SETTINGS)) {
+            if (ev.type == SL__H3_FRAME_HEADERS ||
+                (r->mode == M_CONTROL && ev.type == SL__H3_FRAME_SETTINGS)) {
                 if (r->hlen + ev.n <= sizeof r->hbuf) {
                     memcpy(r->hbuf + r->hlen, ev.data, ev.n);
                     r->hlen += ev.n;
@@ -199,8 +202,8 @@ static void frames(wtc_stream *r, const uint8_t *p, size_t len)
             }
         } else if (ev.kind == SL__TLV_END) {
             if (ev.type == SL__H3_FRAME_HEADERS && r->mode == M_REQ)
-                assert_true(sl__qpack_decode(w->dec, &w->nmem, r->id, r->hbuf, r->hlen,
-                                             resp_field, r) == 0);
+                assert_true(sl__qpack_decode(w->dec, &w->nmem, r->id, r->hbuf, r->hlen, resp_field,
+                                             r) == 0);
             if (ev.type == SL__H3_FRAME_SETTINGS && r->mode == M_CONTROL) {
                 w->settings_err = sl__h3_settings_parse(r->hbuf, r->hlen, &w->settings, NULL);
                 w->settings_rx = true;
@@ -310,7 +313,10 @@ static bool until_client_settings(qh_harness *h, void *arg)
     return w->settings_rx || w->closed;
 }
 
-static bool until_client_closed(qh_harness *h, void *arg) { return ((wtc *)arg)->closed; }
+static bool until_client_closed(qh_harness *h, void *arg)
+{
+    return ((wtc *)arg)->closed;
+}
 
 static bool until_status(qh_harness *h, void *arg)
 {
@@ -337,7 +343,10 @@ static bool until_close_capsule(qh_harness *h, void *arg)
 }
 
 /* Write bytes on a client stream (asserting). */
-static void put(sl_stream *s, const void *p, size_t n) { SLT_OK(sl_stream_write(s, p, n, NULL)); }
+static void put(sl_stream *s, const void *p, size_t n)
+{
+    SLT_OK(sl_stream_write(s, p, n, NULL));
+}
 
 static sl_stream *open_uni(wtc *w, const void *head, size_t n)
 {
@@ -407,7 +416,10 @@ static void wtc_fini(wtc *w)
     w->dec = NULL;
 }
 
-#define NV(n, v) {(const uint8_t *)(n), (const uint8_t *)(v), strlen(n), strlen(v), 0}
+#define NV(n, v)                                                                                   \
+    {                                                                                              \
+        (const uint8_t *)(n), (const uint8_t *)(v), strlen(n), strlen(v), 0                        \
+    }
 
 /* Send a request's HEADERS on a new bidi stream (no FIN). */
 static wtc_stream *wtc_request(wtc *w, const nghttp3_nv *nva, size_t n)
@@ -427,8 +439,8 @@ static wtc_stream *wtc_request(wtc *w, const nghttp3_nv *nva, size_t n)
 static wtc_stream *wtc_connect(wtc *w, const char *path, const char *origin)
 {
     nghttp3_nv nva[8] = {NV(":method", "CONNECT"), NV(":protocol", "webtransport"),
-                         NV(":scheme", "https"), NV(":authority", "127.0.0.1"),
-                         NV(":path", path), NV("sec-webtransport-http3-draft02", "1")};
+                         NV(":scheme", "https"),   NV(":authority", "127.0.0.1"),
+                         NV(":path", path),        NV("sec-webtransport-http3-draft02", "1")};
     size_t n = 6;
     if (origin)
         nva[n++] = (nghttp3_nv)NV("origin", origin);
@@ -477,15 +489,15 @@ typedef struct srv_state {
     int last_status;
     char last_reason[128];
     char last_origin[128];
-    bool echo;            /* echo bidi, uni (on a new uni) and datagrams */
-    bool close_on_ready;  /* sl_conn_close a session inside on_conn_ready */
-    uint8_t uni[8192];    /* bytes of the current peer uni stream */
+    bool echo;           /* echo bidi, uni (on a new uni) and datagrams */
+    bool close_on_ready; /* sl_conn_close a session inside on_conn_ready */
+    uint8_t uni[8192];   /* bytes of the current peer uni stream */
     size_t unilen;
-    sl_wt_info info;      /* of the last session made ready */
+    sl_wt_info info; /* of the last session made ready */
     char token[64], origin[128], path[64];
     int info_rc;
     uint64_t node_rc;
-    int hook_errors;      /* calls in hooks that did not return SL_OK */
+    int hook_errors; /* calls in hooks that did not return SL_OK */
 } srv_state;
 
 static srv_state SRV;
@@ -913,7 +925,8 @@ static void test_refusals_and_plain_requests(void **state)
     assert_int_equal(SRV.refused, 6);
     assert_int_equal(srv->ready, 0);
     /* Percent-encoding in the token, allowed origin: accepted. */
-    wtc_stream *ok = wtc_connect(w, "/starling?x=1&token=s3cret%2Dtoken&y", "http://127.0.0.1:8080");
+    wtc_stream *ok =
+        wtc_connect(w, "/starling?x=1&token=s3cret%2Dtoken&y", "http://127.0.0.1:8080");
     assert_int_equal(ok->status, 200);
     assert_true(qh_run(h, until_srv_ready, srv, RUN_MS));
     assert_string_equal(SRV.origin, "http://127.0.0.1:8080");
@@ -939,9 +952,9 @@ static void test_refusals_and_plain_requests(void **state)
     r = wtc_request(w, plain, 2);
     assert_true(qh_run(h, until_status, r, RUN_MS));
     assert_int_equal(r->status, 405);
-    const nghttp3_nv other[] = {NV(":method", "CONNECT"), NV(":protocol", "websocket"),
-                                NV(":scheme", "https"), NV(":authority", "a"),
-                                NV(":path", "/starling?token=" TOKEN), NV("origin", "null")};
+    const nghttp3_nv other[] = {
+        NV(":method", "CONNECT"), NV(":protocol", "websocket"),          NV(":scheme", "https"),
+        NV(":authority", "a"),    NV(":path", "/starling?token=" TOKEN), NV("origin", "null")};
     r = wtc_request(w, other, 6);
     assert_true(qh_run(h, until_status, r, RUN_MS));
     assert_int_equal(r->status, 400);
@@ -1477,8 +1490,8 @@ static uint64_t session_with_failure(uint64_t k)
     sl_transport_settings s;
     qh_settings(srv, &s);
     s.mem = &smem.hooks;
-    WTS = (sl_webtransport_settings){.path = "/starling", .check_token = check_token_cb,
-                                     .health_path = "/health"};
+    WTS = (sl_webtransport_settings){
+        .path = "/starling", .check_token = check_token_cb, .health_path = "/health"};
     s.webtransport = &WTS;
     srv->on_data = srv_on_data;
     srv->on_dgram = srv_on_dgram;
@@ -1518,9 +1531,11 @@ static uint64_t session_with_failure(uint64_t k)
         }
     }
     if (!w->closed) {
-        wtc_stream *g = wtc_request(w, (const nghttp3_nv[]){NV(":method", "GET"),
-                                                            NV(":scheme", "https"),
-                                                            NV(":path", "/health")}, 3);
+        wtc_stream *g =
+            wtc_request(w,
+                        (const nghttp3_nv[]){NV(":method", "GET"), NV(":scheme", "https"),
+                                             NV(":path", "/health")},
+                        3);
         SLT_OK(sl_stream_finish(g->s));
         qh_run(h, until_any_end, g, 1000);
     }

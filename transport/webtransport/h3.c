@@ -59,7 +59,10 @@ size_t sl__varint_get(const uint8_t *p, size_t len, uint64_t *v)
     return n;
 }
 
-void sl__varint_rd_init(sl__varint_rd *r) { memset(r, 0, sizeof *r); }
+void sl__varint_rd_init(sl__varint_rd *r)
+{
+    memset(r, 0, sizeof *r);
+}
 
 size_t sl__varint_rd_feed(sl__varint_rd *r, const uint8_t *p, size_t len, bool *done)
 {
@@ -82,13 +85,22 @@ size_t sl__varint_rd_feed(sl__varint_rd *r, const uint8_t *p, size_t len, bool *
     return used;
 }
 
-bool sl__h3_is_grease(uint64_t v) { return v >= 0x21 && (v - 0x21) % 0x1f == 0; }
+bool sl__h3_is_grease(uint64_t v)
+{
+    return v >= 0x21 && (v - 0x21) % 0x1f == 0;
+}
 
 /* ---------------------------------------------------- type-length-value */
 
-void sl__tlv_rd_init(sl__tlv_rd *r) { memset(r, 0, sizeof *r); }
+void sl__tlv_rd_init(sl__tlv_rd *r)
+{
+    memset(r, 0, sizeof *r);
+}
 
-bool sl__tlv_rd_idle(const sl__tlv_rd *r) { return r->state == 0 && r->vr.need == 0; }
+bool sl__tlv_rd_idle(const sl__tlv_rd *r)
+{
+    return r->state == 0 && r->vr.need == 0;
+}
 
 size_t sl__tlv_read(sl__tlv_rd *r, const uint8_t *p, size_t len, sl__tlv_ev *ev)
 {
@@ -157,8 +169,7 @@ static uint64_t settings_fail(const char **why, const char *msg, uint64_t code)
     return code;
 }
 
-uint64_t sl__h3_settings_parse(const uint8_t *p, size_t len, sl__h3_settings *out,
-                               const char **why)
+uint64_t sl__h3_settings_parse(const uint8_t *p, size_t len, sl__h3_settings *out, const char **why)
 {
     uint64_t seen[SL__H3_SETTINGS_PAIRS_MAX];
     memset(out, 0, sizeof *out);
@@ -306,7 +317,10 @@ uint64_t sl__wt_close_parse(const uint8_t *p, size_t len, uint32_t *code, const 
 #define WT_CODE_FIRST 0x52e4a40fa8dbull
 #define WT_CODE_LAST 0x52e5ac983162ull
 
-uint64_t sl__wt_code_to_h3(uint32_t code) { return WT_CODE_FIRST + code + code / 0x1e; }
+uint64_t sl__wt_code_to_h3(uint32_t code)
+{
+    return WT_CODE_FIRST + code + code / 0x1e;
+}
 
 bool sl__wt_code_from_h3(uint64_t h3, uint32_t *code)
 {

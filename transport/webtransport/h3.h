@@ -76,10 +76,10 @@
 #define SL__WT_BUFFERED_STREAM_REJECTED 0x3994bd84
 
 /* Limits the server applies to what it buffers. */
-#define SL__H3_SETTINGS_MAX 4096      /* bytes of one SETTINGS payload */
-#define SL__H3_SETTINGS_PAIRS_MAX 64  /* identifier/value pairs in it */
-#define SL__H3_SMALL_FRAME_MAX 8      /* GOAWAY, MAX_PUSH_ID, CANCEL_PUSH: one varint */
-#define SL__WT_CLOSE_REASON_MAX 1024  /* bytes of a session close reason (the draft's cap) */
+#define SL__H3_SETTINGS_MAX 4096     /* bytes of one SETTINGS payload */
+#define SL__H3_SETTINGS_PAIRS_MAX 64 /* identifier/value pairs in it */
+#define SL__H3_SMALL_FRAME_MAX 8     /* GOAWAY, MAX_PUSH_ID, CANCEL_PUSH: one varint */
+#define SL__WT_CLOSE_REASON_MAX 1024 /* bytes of a session close reason (the draft's cap) */
 /* A DATA frame holding one CLOSE_WEBTRANSPORT_SESSION capsule, at most. */
 #define SL__WT_CLOSE_FRAME_MAX (1 + 2 + 4 + 2 + 4 + SL__WT_CLOSE_REASON_MAX)
 
@@ -213,7 +213,10 @@ size_t sl__h3_uni_head(sl__h3_uni_rd *r, const uint8_t *p, size_t len, bool *don
 /* ---------------------------------------------------------- WebTransport */
 
 /* A session id must be a client-initiated bidirectional stream id. */
-static inline bool sl__wt_session_id_valid(uint64_t id) { return (id & 3) == 0; }
+static inline bool sl__wt_session_id_valid(uint64_t id)
+{
+    return (id & 3) == 0;
+}
 
 /*
  * Encode a DATA frame carrying a CLOSE_WEBTRANSPORT_SESSION capsule: the

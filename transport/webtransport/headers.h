@@ -46,10 +46,10 @@ typedef struct sl__h3_request {
     char scheme[16];
     char protocol[32]; /* :protocol (extended CONNECT, RFC 9220) */
     char authority[256];
-    char path[2048];   /* :path with its query */
+    char path[2048]; /* :path with its query */
     char origin[512];
-    unsigned seen;     /* bit per pseudo-header (below) and for origin */
-    bool regular;      /* a regular field was seen (pseudo-headers must come first) */
+    unsigned seen; /* bit per pseudo-header (below) and for origin */
+    bool regular;  /* a regular field was seen (pseudo-headers must come first) */
     /* A value did not fit its buffer: answer 431, not an error. */
     bool too_large;
     /* Non-NULL: the request is malformed (RFC 9114 4.1.2), a stream error

@@ -61,12 +61,12 @@
 #include "transport/webtransport/h3.h"
 #include "transport/webtransport/headers.h"
 
-#define H3_HEADERS_MAX 16384   /* bytes of one HEADERS payload we keep */
-#define H3_IDLE_MS 10000       /* an "h3" connection that never had a session */
-#define H3_LINGER_MS 2000      /* one whose last session ended */
+#define H3_HEADERS_MAX 16384 /* bytes of one HEADERS payload we keep */
+#define H3_IDLE_MS 10000     /* an "h3" connection that never had a session */
+#define H3_LINGER_MS 2000    /* one whose last session ended */
 #define DEFAULT_MAX_SESSIONS 4
-#define TOKEN_MAX 1024         /* bytes of a decoded token */
-#define DGRAM_BUF 1600         /* larger than any datagram a QUIC packet holds */
+#define TOKEN_MAX 1024 /* bytes of a decoded token */
+#define DGRAM_BUF 1600 /* larger than any datagram a QUIC packet holds */
 
 typedef struct h3_conn h3_conn;
 typedef struct h3_stream h3_stream;
@@ -78,45 +78,45 @@ enum {
     HS_CONTROL,  /* the peer's control stream */
     HS_QPACK_ENC,
     HS_QPACK_DEC,
-    HS_DISCARD,  /* input is consumed and ignored */
-    HS_REQUEST,  /* a client bidi stream: frames, a request */
-    HS_CONNECT,  /* the CONNECT stream of an accepted session */
-    HS_WT,       /* a WebTransport stream */
-    HS_OWN       /* one of our control/QPACK streams */
+    HS_DISCARD, /* input is consumed and ignored */
+    HS_REQUEST, /* a client bidi stream: frames, a request */
+    HS_CONNECT, /* the CONNECT stream of an accepted session */
+    HS_WT,      /* a WebTransport stream */
+    HS_OWN      /* one of our control/QPACK streams */
 };
 
 struct h3_stream {
-    sl_stream wt;           /* the WebTransport face; first, so an sl_stream* is an h3_stream* */
+    sl_stream wt; /* the WebTransport face; first, so an sl_stream* is an h3_stream* */
     h3_conn *hc;
     sl_stream *s;           /* the QUIC stream; NULL once it closed */
     h3_stream *prev, *next; /* hc->streams */
     uint8_t kind;
-    bool first;             /* request: no frame yet (only then may 0x41 come) */
-    bool headers;           /* request: its HEADERS were handled */
-    bool keep;              /* the current frame's payload goes to buf */
+    bool first;   /* request: no frame yet (only then may 0x41 come) */
+    bool headers; /* request: its HEADERS were handled */
+    bool keep;    /* the current frame's payload goes to buf */
     sl__h3_uni_rd uni;
-    sl__tlv_rd fr;          /* frames */
-    uint8_t *buf;           /* kept payload of the current frame (exact size) */
+    sl__tlv_rd fr; /* frames */
+    uint8_t *buf;  /* kept payload of the current frame (exact size) */
     size_t blen, bcap;
     /* CONNECT stream */
     wt_session *owner;
-    sl__tlv_rd cap;         /* capsules inside DATA payloads */
+    sl__tlv_rd cap; /* capsules inside DATA payloads */
     bool ckeep;
     uint8_t *cbuf;
     size_t cblen, cbcap;
     /* WebTransport stream */
-    wt_session *sess;       /* NULL once detached from its session */
+    wt_session *sess; /* NULL once detached from its session */
     h3_stream *sprev, *snext;
-    bool user;              /* the application holds wt (not yet told it closed) */
+    bool user;                /* the application holds wt (not yet told it closed) */
     uint64_t pre_in, pre_out; /* preamble bytes received / written */
 };
 
 struct h3_conn {
     sl__wt_server *w;
-    sl_conn *c;             /* the QUIC connection */
-    bool ready;             /* handshake complete */
-    bool failed;            /* we closed it for an HTTP/3 error: input is ignored */
-    bool dying;             /* its teardown is reporting */
+    sl_conn *c;  /* the QUIC connection */
+    bool ready;  /* handshake complete */
+    bool failed; /* we closed it for an HTTP/3 error: input is ignored */
+    bool dying;  /* its teardown is reporting */
     sl_close_info fail_why;
     char fail_reason[96];
     h3_stream *ctrl_in, *qenc_in, *qdec_in;
@@ -128,18 +128,18 @@ struct h3_conn {
     h3_stream *streams;
     wt_session *sessions;
     uint32_t nsessions;
-    uint64_t deadline;      /* ms (uv_now) when it is closed if still without session */
-    bool timed;             /* in the deadline list */
+    uint64_t deadline; /* ms (uv_now) when it is closed if still without session */
+    bool timed;        /* in the deadline list */
     h3_conn *tprev, *tnext;
 };
 
 struct wt_session {
-    sl_conn base;           /* first: an sl_conn* of ours is a wt_session* */
+    sl_conn base; /* first: an sl_conn* of ours is a wt_session* */
     sl__wt_server *w;
     h3_conn *hc;
-    h3_stream *connect;     /* NULL once the CONNECT stream closed */
-    uint64_t id;            /* the CONNECT stream's id */
-    bool open;              /* accepted and not ended */
+    h3_stream *connect; /* NULL once the CONNECT stream closed */
+    uint64_t id;        /* the CONNECT stream's id */
+    bool open;          /* accepted and not ended */
     bool reaping;
     wt_session *prev, *next;   /* hc->sessions */
     wt_session *rprev, *rnext; /* w->reap */
@@ -178,7 +178,10 @@ static const sl_transport_ops wt_ops;
 
 /* -------------------------------------------------------------- memory */
 
-static void *w_alloc(sl__wt_server *w, size_t n) { return w->mem.malloc(n, w->mem.ud); }
+static void *w_alloc(sl__wt_server *w, size_t n)
+{
+    return w->mem.malloc(n, w->mem.ud);
+}
 static void *w_calloc(sl__wt_server *w, size_t n, size_t s)
 {
     return w->mem.calloc(n, s, w->mem.ud);
@@ -189,7 +192,10 @@ static void w_free(sl__wt_server *w, void *p)
         w->mem.free(p, w->mem.ud);
 }
 
-static void *nm_malloc(size_t n, void *ud) { return ((sl_mem *)ud)->malloc(n, ((sl_mem *)ud)->ud); }
+static void *nm_malloc(size_t n, void *ud)
+{
+    return ((sl_mem *)ud)->malloc(n, ((sl_mem *)ud)->ud);
+}
 static void nm_free(void *p, void *ud)
 {
     if (p)
@@ -213,8 +219,14 @@ static char *w_strdup(sl__wt_server *w, const char *s)
     return d;
 }
 
-static const sl_transport_callbacks *ucb(const sl__wt_server *w) { return &w->t->set.cb; }
-static void *uud(const sl__wt_server *w) { return w->t->set.ud; }
+static const sl_transport_callbacks *ucb(const sl__wt_server *w)
+{
+    return &w->t->set.cb;
+}
+static void *uud(const sl__wt_server *w)
+{
+    return w->t->set.ud;
+}
 
 /* ------------------------------------------------------------- timing */
 
@@ -385,7 +397,7 @@ static void hs_free(h3_stream *hs)
         hc->streams = hs->next;
     if (hs->next)
         hs->next->prev = hs->prev;
-    h3_stream **crit[] = {&hc->ctrl_in, &hc->qenc_in, &hc->qdec_in,
+    h3_stream **crit[] = {&hc->ctrl_in,  &hc->qenc_in,  &hc->qdec_in,
                           &hc->ctrl_out, &hc->qenc_out, &hc->qdec_out};
     for (size_t i = 0; i < sizeof crit / sizeof crit[0]; i++)
         if (*crit[i] == hs)
@@ -817,7 +829,10 @@ static void respond(h3_stream *hs, int status, const char *body, bool head)
     snprintf(st, sizeof st, "%d", status);
     size_t blen = body ? strlen(body) : 0;
     snprintf(cl, sizeof cl, "%zu", blen);
-#define NV(n, v) {(const uint8_t *)(n), (const uint8_t *)(v), strlen(n), strlen(v), NGHTTP3_NV_FLAG_NONE}
+#define NV(n, v)                                                                                   \
+    {                                                                                              \
+        (const uint8_t *)(n), (const uint8_t *)(v), strlen(n), strlen(v), NGHTTP3_NV_FLAG_NONE     \
+    }
     const nghttp3_nv nva[] = {NV(":status", st), NV("content-type", "text/plain; charset=utf-8"),
                               NV("content-length", cl), NV("server", "starling")};
 #undef NV
@@ -912,8 +927,8 @@ static bool origin_allowed(const sl__wt_server *w, const sl__h3_request *req)
     return false;
 }
 
-static wt_session *session_new(h3_conn *hc, h3_stream *hs, const sl__h3_request *req,
-                               size_t plen, const char *token)
+static wt_session *session_new(h3_conn *hc, h3_stream *hs, const sl__h3_request *req, size_t plen,
+                               const char *token)
 {
     sl__wt_server *w = hc->w;
     size_t tl = strlen(token), ol = strlen(req->origin), al = strlen(req->authority);
@@ -955,7 +970,8 @@ static void connect_request(h3_stream *hs, const sl__h3_request *req)
 {
     h3_conn *hc = hs->hc;
     sl__wt_server *w = hc->w;
-    if (strcmp(req->protocol, "webtransport") != 0 && strcmp(req->protocol, "webtransport-h3") != 0) {
+    if (strcmp(req->protocol, "webtransport") != 0 &&
+        strcmp(req->protocol, "webtransport-h3") != 0) {
         refuse(hs, req, 400, "unsupported :protocol (want webtransport)");
         return;
     }
@@ -970,7 +986,8 @@ static void connect_request(h3_stream *hs, const sl__h3_request *req)
         return;
     }
     if (!origin_allowed(w, req)) {
-        refuse(hs, req, 403, (req->seen & SL__REQ_ORIGIN) ? "origin not allowed" : "origin missing");
+        refuse(hs, req, 403,
+               (req->seen & SL__REQ_ORIGIN) ? "origin not allowed" : "origin missing");
         return;
     }
     char token[TOKEN_MAX];
@@ -986,7 +1003,10 @@ static void connect_request(h3_stream *hs, const sl__h3_request *req)
         refuse(hs, req, 429, "too many WebTransport sessions on this connection");
         return;
     }
-#define NV(n, v) {(const uint8_t *)(n), (const uint8_t *)(v), strlen(n), strlen(v), NGHTTP3_NV_FLAG_NONE}
+#define NV(n, v)                                                                                   \
+    {                                                                                              \
+        (const uint8_t *)(n), (const uint8_t *)(v), strlen(n), strlen(v), NGHTTP3_NV_FLAG_NONE     \
+    }
     const nghttp3_nv nva[] = {NV(":status", "200"), NV("sec-webtransport-http3-draft", "draft02"),
                               NV("server", "starling")};
 #undef NV
@@ -1022,8 +1042,8 @@ static void handle_request(h3_stream *hs)
         hs_fail(hs, SL__H3_INTERNAL_ERROR);
         return;
     }
-    uint64_t e = sl__h3_request_decode(hc->dec, &w->nmem, sl_stream_id(hs->s), hs->buf, hs->blen,
-                                       req);
+    uint64_t e =
+        sl__h3_request_decode(hc->dec, &w->nmem, sl_stream_id(hs->s), hs->buf, hs->blen, req);
     w_free(w, hs->buf);
     hs->buf = NULL;
     hs->blen = hs->bcap = 0;
@@ -1306,7 +1326,9 @@ static void ev_stream_reset(sl_stream *s, uint64_t code, void *ud)
     } else if (hs == hs->hc->ctrl_in || hs == hs->hc->qenc_in || hs == hs->hc->qdec_in) {
         hc_fail(hs->hc, SL__H3_CLOSED_CRITICAL_STREAM, "the peer reset a critical stream");
     } else if (hs->kind == HS_CONNECT && hs->owner && hs->owner->open) {
-        sl_close_info why = {.err = SL_ERR_CLOSED, .by_peer = true, .code = code,
+        sl_close_info why = {.err = SL_ERR_CLOSED,
+                             .by_peer = true,
+                             .code = code,
                              .reason = "the peer reset the CONNECT stream"};
         if (hs->s)
             sl_stream_finish(hs->s);
@@ -1327,7 +1349,8 @@ static void ev_stream_stop_sending(sl_stream *s, uint64_t code, void *ud)
     } else if (hs == hs->hc->ctrl_out || hs == hs->hc->qenc_out || hs == hs->hc->qdec_out) {
         hc_fail(hs->hc, SL__H3_CLOSED_CRITICAL_STREAM, "the peer stopped a critical stream");
     } else if (hs->kind == HS_CONNECT && hs->owner && hs->owner->open) {
-        sl_close_info why = {.err = SL_ERR_CLOSED, .by_peer = true,
+        sl_close_info why = {.err = SL_ERR_CLOSED,
+                             .by_peer = true,
                              .reason = "the peer stopped reading the CONNECT stream"};
         session_end(hs->owner, &why);
     }
@@ -1571,7 +1594,10 @@ static int ws_stream_set_prio(sl_stream *bs, int prio)
     return hs->s ? sl_stream_set_prio(hs->s, prio) : SL_OK;
 }
 
-static uint64_t sub0(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
+static uint64_t sub0(uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : 0;
+}
 
 static int ws_stream_stats(const sl_stream *bs, sl_stream_stats *out)
 {
