@@ -12,6 +12,8 @@
 //     unidirectional stream (answered on a server-opened one) and a datagram
 //     are echoed, then asks the server to close the session and checks that
 //     `transport.closed` resolves with the server's closeCode and reason;
+//     then a second session is closed by the page with a code and reason,
+//     which the server must report;
 //  4. checks that a wrong token is refused (from A) and that the right token
 //     from origin B (not allowed) is refused, and that the server logged why;
 //  5. stops the server with SIGTERM and checks it exited cleanly.
@@ -135,7 +137,7 @@ console.log(`chromium ${browser.version()}`);
 
 // Runs in the page. Every wait has its own deadline so a stuck step reports
 // itself instead of hanging.
-async function inPage({ port, hash, token, full }) {
+async function inPage({ port, hash, token, full, clientClose }) {
   const enc = (s) => new TextEncoder().encode(s);
   const dec = (b) => new TextDecoder().decode(b);
   const within = (p, ms, what) => Promise.race([p, new Promise((_, rej) =>
@@ -162,6 +164,13 @@ async function inPage({ port, hash, token, full }) {
   } catch (e) {
     res.ready = false;
     res.error = String(e && e.message || e);
+    return res;
+  }
+  if (clientClose) {
+    // The page closes: the server must see the code and reason.
+    wt.close({ closeCode: 7, reason: 'client bye' });
+    const info = await within(wt.closed, 10000, 'closed after close()');
+    res.closeCode = info.closeCode;
     return res;
   }
   if (!full) {
@@ -230,6 +239,12 @@ try {
   check('closed carries the server reason', ok.reason === 'bye from starling', ok);
   const closedLine = await waitLine(/^CLOSED .*code=4242/, 5000);
   check('server reported the session closed', closedLine !== null && /by_peer=0/.test(closedLine), closedLine);
+
+  const cc = await a.evaluate(inPage, { port, hash: args.hash, token: TOKEN, clientClose: true });
+  console.log(`client close: ${JSON.stringify(cc)}`);
+  check('second session ready', cc.ready === true, cc);
+  const ccLine = await waitLine(/^CLOSED .*by_peer=1 app=1 code=7 reason="client bye"/, 5000);
+  check('server got the page close code and reason', ccLine !== null, ccLine);
 
   const bad = await a.evaluate(inPage, { port, hash: args.hash, token: 'wrong-token', full: false });
   console.log(`wrong token: ${JSON.stringify(bad)}`);
