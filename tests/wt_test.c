@@ -1185,6 +1185,15 @@ static void ab_settings_on_request(wtc *w, qh_side *srv)
     put(s, b, sizeof b);
 }
 
+static void ab_h2_frame_on_request(wtc *w, qh_side *srv)
+{
+    std_control(w);
+    sl_stream *s;
+    SLT_OK(sl_stream_open(w->c, true, SL_PRIO_NORMAL, NULL, &s));
+    const uint8_t b[] = {0x09, 1, 0}; /* CONTINUATION */
+    put(s, b, sizeof b);
+}
+
 static void ab_fin_inside_frame(wtc *w, qh_side *srv)
 {
     std_control(w);
@@ -1226,6 +1235,7 @@ static void test_conn_errors(void **state)
     expect_conn_error(ab_qpack_dynamic_ref, SL__QPACK_DECOMPRESSION_FAILED);
     expect_conn_error(ab_data_before_headers, SL__H3_FRAME_UNEXPECTED);
     expect_conn_error(ab_settings_on_request, SL__H3_FRAME_UNEXPECTED);
+    expect_conn_error(ab_h2_frame_on_request, SL__H3_FRAME_UNEXPECTED);
     expect_conn_error(ab_fin_inside_frame, SL__H3_FRAME_ERROR);
     expect_conn_error(ab_bad_session_id, SL__H3_ID_ERROR);
     expect_conn_error(ab_bad_encoder_stream, SL__QPACK_ENCODER_STREAM_ERROR);
