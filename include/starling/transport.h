@@ -133,7 +133,8 @@ typedef struct sl_transport_callbacks {
  * sl_stream_open, sl_stream_write/finish/reset/stop_sending/consume,
  * sl_datagram_send/max, sl_conn_close and the stats work on them as on a
  * native connection. Differences: stream and reset codes are WebTransport
- * application codes (32 bits; larger ones give SL_ERR_INVAL);
+ * application codes (32 bits; larger ones give SL_ERR_INVAL; a peer's reset
+ * whose HTTP/3 code is not a WebTransport code is reported as 0);
  * sl_conn_close's code is the session close code (32 bits) and its reason
  * is cut to 1024 bytes; sl_conn_peer_node_id gives SL_ERR_NOTFOUND (a
  * browser presents no certificate; a gateway assigns ids);
@@ -153,8 +154,9 @@ typedef struct sl_webtransport_settings {
     const char *path;        /* the CONNECT path, without query (required), e.g. "/starling" */
     const char *health_path; /* answered 200 to GET/HEAD; NULL = none */
     /* Allowed Origin header values, compared exactly (e.g.
-     * "https://app.example.org"; "null" for file:// pages). n_origins 0 =
-     * any origin, and a request without Origin (not a browser) passes. */
+     * "https://app.example.org"; "null" for file:// pages; "*" = any).
+     * With a list, a request without Origin is refused. n_origins 0 = no
+     * check: any origin, and requests without one (not browsers), pass. */
     const char *const *origins;
     size_t n_origins;
     /* The token check: called with the token ("" if none) and the origin
@@ -314,9 +316,10 @@ typedef struct sl_transport_ops {
 
 /*
  * Create the native QUIC transport. Returns SL_OK, SL_ERR_NOMEM,
- * SL_ERR_INVAL (also: webtransport without a path starting with '/', or
- * with neither check_token nor token), SL_ERR_TLS (certificate or key unusable: see the log line
- * printed to stderr with the file and GnuTLS's message), SL_ERR_IO.
+ * SL_ERR_INVAL (also: webtransport whose path or health_path does not start
+ * with '/', or with neither check_token nor token), SL_ERR_TLS (certificate
+ * or key unusable: see the log line printed to stderr with the file and
+ * GnuTLS's message), SL_ERR_IO.
  */
 SL_EXTERN int sl_quic_new(const sl_transport_settings *s, sl_transport **out);
 
@@ -370,7 +373,11 @@ SL_EXTERN const char *sl_conn_alpn(const sl_conn *c);
  */
 SL_EXTERN int sl_conn_wt_info(const sl_conn *c, sl_wt_info *out);
 
-/* Graceful close with an application code and reason. Returns SL_OK or SL_ERR_CLOSED. */
+/*
+ * Graceful close with an application code and reason; on_conn_closed
+ * follows (never from inside this call). Returns SL_OK, SL_ERR_CLOSED, or
+ * for a WebTransport session SL_ERR_INVAL (code over 32 bits).
+ */
 SL_EXTERN int sl_conn_close(sl_conn *c, uint64_t app_code, const char *reason);
 SL_EXTERN int sl_conn_stats_get(const sl_conn *c, sl_conn_stats *out);
 
