@@ -3,13 +3,30 @@
 #
 # Everything comes from Debian 12 (bookworm) except ngtcp2 1.11 and nghttp3 1.8,
 # which come from bookworm-backports (bookworm itself has ngtcp2 0.12, a pre-1.0
-# API). The browser build needs Emscripten, Chromium and tsc (node-typescript)
-# for its tests, and a `deb-src` entry so that the wasm build can fetch
-# msgpack-c's Debian source package (`apt-get source --download-only
-# msgpack-c`, run by wasm/msgpack.sh into the build directory). The script
-# only touches apt when something is missing, so running it on every `make`
-# costs a few dpkg-query calls.
+# API), and with them ngtcp2-client (gtlsclient, an HTTP/3 client for the
+# interop test). The browser build needs Emscripten, Chromium and tsc
+# (node-typescript) for its tests, and a `deb-src` entry so that the wasm
+# build can fetch msgpack-c's Debian source package (`apt-get source
+# --download-only msgpack-c`, run by wasm/msgpack.sh into the build
+# directory). The browser tests also need playwright-core from npm in
+# tests/browser/node_modules (`npm ci`, pinned by its package-lock.json; never
+# a browser download). The script only touches apt or npm when something is
+# missing, so running it on every `make` costs a few dpkg-query calls.
 set -eu
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+# tests/browser/node_modules, when npm is there and it is missing.
+browser_modules() {
+    if [ ! -d "$HERE/../tests/browser/node_modules/playwright-core" ]; then
+        if command -v npm >/dev/null 2>&1; then
+            echo "deps: npm ci in tests/browser (playwright-core)"
+            npm ci --prefix "$HERE/../tests/browser" --no-audit --no-fund >/dev/null ||
+                echo "deps: npm ci failed; the browser tests will be skipped" >&2
+        else
+            echo "deps: npm not found; the browser tests will be skipped" >&2
+        fi
+    fi
+}
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then
@@ -18,7 +35,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 BASE_PKGS="build-essential cmake pkg-config libuv1-dev libgnutls28-dev gnutls-bin libmsgpack-dev libcmocka-dev valgrind emscripten chromium node-typescript"
-BPO_PKGS="libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev"
+BPO_PKGS="libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev ngtcp2-client"
 
 missing() {
     for p in "$@"; do
@@ -49,6 +66,7 @@ if ! src_ok; then need_src="msgpack-c (source)"; fi
 if ! command -v npm >/dev/null 2>&1; then need_base="$need_base npm"; fi
 
 if [ -z "$need_base" ] && [ -z "$need_bpo" ] && [ -z "$need_src" ]; then
+    browser_modules
     exit 0
 fi
 
@@ -89,4 +107,5 @@ src_ok || { echo "deps: apt has no source package msgpack-c (check the deb-src e
 # Debian's emcc needs node-acorn, found through NODE_PATH=/usr/share/nodejs
 # when Node.js is not Debian's (the wasm build sets it).
 [ -d /usr/share/nodejs/acorn ] || { echo "deps: /usr/share/nodejs/acorn missing (node-acorn)" >&2; exit 1; }
+browser_modules
 echo "deps: done"

@@ -1,7 +1,10 @@
 /*
  * transport.c: the generic face of every transport. Settings defaults, the
  * accessors of the base objects, and the sl_conn_* / sl_stream_* functions,
- * each of which calls through the transport's ops table.
+ * each of which calls through its connection's ops table (sl_conn.ops: the
+ * transport's own for its connections, the WebTransport layer's for a
+ * WebTransport session); the endpoint functions call through the
+ * transport's.
  */
 #include <string.h>
 
@@ -77,26 +80,26 @@ int sl_conn_peer_node_id(const sl_conn *c, uint64_t *out)
 
 int sl_conn_close(sl_conn *c, uint64_t app_code, const char *reason)
 {
-    return c->t->ops->conn_close(c, app_code, reason);
+    return c->ops->conn_close(c, app_code, reason);
 }
 
 int sl_conn_stats_get(const sl_conn *c, sl_conn_stats *out)
 {
-    return c->t->ops->conn_stats(c, out);
+    return c->ops->conn_stats(c, out);
 }
 
 int sl_datagram_send(sl_conn *c, const void *data, size_t len)
 {
-    return c->t->ops->datagram_send(c, data, len);
+    return c->ops->datagram_send(c, data, len);
 }
 
-size_t sl_datagram_max(const sl_conn *c) { return c->t->ops->datagram_max(c); }
+size_t sl_datagram_max(const sl_conn *c) { return c->ops->datagram_max(c); }
 
 int sl_stream_open(sl_conn *c, bool bidi, int prio, void *stream_ud, sl_stream **out)
 {
     if ((unsigned)prio >= SL_PRIO_COUNT)
         return SL_ERR_INVAL;
-    return c->t->ops->stream_open(c, bidi, prio, stream_ud, out);
+    return c->ops->stream_open(c, bidi, prio, stream_ud, out);
 }
 
 void *sl_stream_data(const sl_stream *s) { return s->ud; }
@@ -109,7 +112,7 @@ int sl_stream_set_prio(sl_stream *s, int prio)
 {
     if ((unsigned)prio >= SL_PRIO_COUNT)
         return SL_ERR_INVAL;
-    return s->c->t->ops->stream_set_prio(s, prio);
+    return s->c->ops->stream_set_prio(s, prio);
 }
 
 int sl_stream_write(sl_stream *s, const void *data, size_t len, size_t *buffered)
@@ -118,32 +121,32 @@ int sl_stream_write(sl_stream *s, const void *data, size_t len, size_t *buffered
         return SL_ERR_CLOSED;
     if (len && !data)
         return SL_ERR_INVAL;
-    return s->c->t->ops->stream_write(s, data, len, buffered);
+    return s->c->ops->stream_write(s, data, len, buffered);
 }
 
 /* A NULL stream (one that already closed) reports SL_ERR_CLOSED. */
-int sl_stream_finish(sl_stream *s) { return s ? s->c->t->ops->stream_finish(s) : SL_ERR_CLOSED; }
+int sl_stream_finish(sl_stream *s) { return s ? s->c->ops->stream_finish(s) : SL_ERR_CLOSED; }
 int sl_stream_reset(sl_stream *s, uint64_t code)
 {
-    return s ? s->c->t->ops->stream_reset(s, code) : SL_ERR_CLOSED;
+    return s ? s->c->ops->stream_reset(s, code) : SL_ERR_CLOSED;
 }
 
 int sl_stream_stop_sending(sl_stream *s, uint64_t code)
 {
-    return s ? s->c->t->ops->stream_stop_sending(s, code) : SL_ERR_CLOSED;
+    return s ? s->c->ops->stream_stop_sending(s, code) : SL_ERR_CLOSED;
 }
 
 int sl_stream_consume(sl_stream *s, size_t n)
 {
-    return s ? s->c->t->ops->stream_consume(s, n) : SL_ERR_CLOSED;
+    return s ? s->c->ops->stream_consume(s, n) : SL_ERR_CLOSED;
 }
 
 int sl_stream_stats_get(const sl_stream *s, sl_stream_stats *out)
 {
-    return s->c->t->ops->stream_stats(s, out);
+    return s->c->ops->stream_stats(s, out);
 }
 
-int sl_stream_allow_early_data(sl_stream *s) { return s->c->t->ops->stream_allow_early(s); }
+int sl_stream_allow_early_data(sl_stream *s) { return s->c->ops->stream_allow_early(s); }
 
 int sl_transport_stats_get(const sl_transport *t, sl_transport_stats *out)
 {

@@ -16,6 +16,13 @@ struct sl_transport {
 };
 
 struct sl_conn {
+    /* Connection and stream operations (the conn/stream half of an ops
+     * table). A transport's own connections point at its table; a
+     * connection layered on top of another one (a WebTransport session
+     * carried by an HTTP/3 QUIC connection) points at its layer's, so the
+     * generic sl_conn_* / sl_stream_* functions reach the right code with
+     * one load either way. */
+    const sl_transport_ops *ops;
     sl_transport *t;
     void *ud;
     bool client;

@@ -20,6 +20,12 @@
  * Handles: sl_conn and sl_stream pointers stay valid until their
  * on_conn_closed / on_stream_closed callback has returned.
  *
+ * Browsers: a QUIC endpoint given sl_webtransport_settings also accepts
+ * HTTP/3 ("h3") and serves WebTransport sessions on the same UDP port. Each
+ * accepted session is an sl_conn like any other (see "WebTransport" below):
+ * the same callbacks, the same stream and datagram functions, so the user of
+ * this interface need not care whether a peer is a node or a browser.
+ *
  * One thread: all calls on the loop's thread.
  */
 #ifndef STARLING_TRANSPORT_H
@@ -110,6 +116,73 @@ typedef struct sl_transport_callbacks {
     void (*on_datagram)(sl_conn *c, const uint8_t *data, size_t len, void *ud);
 } sl_transport_callbacks;
 
+/* ------------------------------------------------------- WebTransport */
+
+/*
+ * A WebTransport server on a QUIC endpoint (WebTransport over HTTP/3,
+ * draft-02: what Chromium speaks). With these settings the endpoint also
+ * accepts the ALPN "h3", after its own; an "h3" connection is handled
+ * inside the transport (control and QPACK streams, SETTINGS, requests) and
+ * never reaches the callbacks itself. What does:
+ *  - each WebTransport session, as an sl_conn: on_conn_ready when it is
+ *    accepted, on_conn_closed when it ends (why->app with the session's
+ *    close code and reason when it was closed with a
+ *    CLOSE_WEBTRANSPORT_SESSION capsule; why->by_peer tells who closed);
+ *  - its streams, as sl_streams (on_stream_open, _data, _writable, _reset,
+ *    _stop_sending, _closed), and its datagrams (on_datagram).
+ * sl_stream_open, sl_stream_write/finish/reset/stop_sending/consume,
+ * sl_datagram_send/max, sl_conn_close and the stats work on them as on a
+ * native connection. Differences: stream and reset codes are WebTransport
+ * application codes (32 bits; larger ones give SL_ERR_INVAL; a peer's reset
+ * whose HTTP/3 code is not a WebTransport code is reported as 0);
+ * sl_conn_close's code is the session close code (32 bits) and its reason
+ * is cut to 1024 bytes; sl_conn_peer_node_id gives SL_ERR_NOTFOUND (a
+ * browser presents no certificate; a gateway assigns ids);
+ * sl_conn_alpn is "h3"; sl_conn_wt_info tells the path, token and origin.
+ *
+ * A session is accepted only for an extended CONNECT (:protocol
+ * "webtransport") to `path`, whose Origin is allowed and whose token (the
+ * `token` parameter of the query, e.g. /starling?token=abc) passes the
+ * check. Otherwise the request is answered, not accepted: 404 (another
+ * path), 403 (origin or token), 429 (too many sessions on the connection),
+ * 425 (sent as 0-RTT), with the reason as a text body. A plain GET (or
+ * HEAD) of `health_path` is answered 200 "ok\n"; other GETs 404.
+ * Under mutual TLS (tls.require_client_cert) "h3" connections are not asked
+ * for a client certificate; the token is their authentication.
+ */
+typedef struct sl_webtransport_settings {
+    const char *path;        /* the CONNECT path, without query (required), e.g. "/starling" */
+    const char *health_path; /* answered 200 to GET/HEAD; NULL = none */
+    /* Allowed Origin header values, compared exactly (e.g.
+     * "https://app.example.org"; "null" for file:// pages; "*" = any).
+     * With a list, a request without Origin is refused. n_origins 0 = no
+     * check: any origin, and requests without one (not browsers), pass. */
+    const char *const *origins;
+    size_t n_origins;
+    /* The token check: called with the token ("" if none) and the origin
+     * ("" if none) before a session is accepted; true accepts. NULL: the
+     * token must equal `token` (compared in constant time). One of the two
+     * is required: a server that accepts anyone has to say so with a
+     * check_token that returns true. */
+    bool (*check_token)(const char *token, const char *origin, void *ud);
+    const char *token;
+    /* Told about every refused CONNECT (may be NULL): the :path, the
+     * origin, the status sent and why. For logs. */
+    void (*on_refused)(const char *path, const char *origin, int status, const char *reason,
+                       void *ud);
+    void *ud;                /* for check_token and on_refused */
+    uint32_t max_sessions;   /* per QUIC connection (0 = 4) */
+} sl_webtransport_settings;
+
+/* What a WebTransport session was opened with. Strings live as long as the session. */
+typedef struct sl_wt_info {
+    const char *path;      /* :path without the query */
+    const char *token;     /* the query's token, percent-decoded ("" if none) */
+    const char *origin;    /* the Origin header ("" if none) */
+    const char *authority; /* :authority */
+    uint64_t session_id;   /* the CONNECT stream's id */
+} sl_wt_info;
+
 /* ------------------------------------------------------------ settings */
 
 typedef struct sl_transport_settings {
@@ -155,6 +228,9 @@ typedef struct sl_transport_settings {
      * WebTransport. At most 8. */
     const char *const *accept_alpns;
     size_t n_accept_alpns;
+    /* Server: also serve WebTransport (see above); NULL = no. Copied by
+     * sl_quic_new. */
+    const sl_webtransport_settings *webtransport;
 } sl_transport_settings;
 
 enum { SL_RETRY_AUTO = 0, SL_RETRY_ALWAYS = 1, SL_RETRY_NEVER = 2 };
@@ -199,6 +275,10 @@ typedef struct sl_transport_stats {
     uint64_t dropped_pkts;     /* datagrams that matched no connection and were not Initials */
     uint64_t early_rejected;   /* 0-RTT attempts refused by the replay database */
     uint64_t resets_sent;      /* Stateless Resets sent for unknown connections */
+    uint64_t wt_sessions;      /* WebTransport sessions accepted */
+    uint64_t wt_refused;       /* WebTransport CONNECTs refused (path, origin, token, limit) */
+    uint64_t h3_requests;      /* other HTTP/3 requests answered (health, 404, ...) */
+    uint64_t h3_errors;        /* "h3" connections closed for an HTTP/3 protocol error */
 } sl_transport_stats;
 
 /* ------------------------------------------------------------ ops table */
@@ -236,8 +316,10 @@ typedef struct sl_transport_ops {
 
 /*
  * Create the native QUIC transport. Returns SL_OK, SL_ERR_NOMEM,
- * SL_ERR_INVAL, SL_ERR_TLS (certificate or key unusable: see the log line
- * printed to stderr with the file and GnuTLS's message), SL_ERR_IO.
+ * SL_ERR_INVAL (also: webtransport whose path or health_path does not start
+ * with '/', or with neither check_token nor token), SL_ERR_TLS (certificate
+ * or key unusable: see the log line printed to stderr with the file and
+ * GnuTLS's message), SL_ERR_IO.
  */
 SL_EXTERN int sl_quic_new(const sl_transport_settings *s, sl_transport **out);
 
@@ -285,8 +367,17 @@ SL_EXTERN bool sl_conn_is_client(const sl_conn *c);
 SL_EXTERN int sl_conn_peer_node_id(const sl_conn *c, uint64_t *out);
 /* The negotiated ALPN (valid while the connection lives), or NULL. */
 SL_EXTERN const char *sl_conn_alpn(const sl_conn *c);
+/*
+ * For a WebTransport session: what it was opened with. Returns SL_OK, or
+ * SL_ERR_INVAL (`c` is not a WebTransport session).
+ */
+SL_EXTERN int sl_conn_wt_info(const sl_conn *c, sl_wt_info *out);
 
-/* Graceful close with an application code and reason. Returns SL_OK or SL_ERR_CLOSED. */
+/*
+ * Graceful close with an application code and reason; on_conn_closed
+ * follows (never from inside this call). Returns SL_OK, SL_ERR_CLOSED, or
+ * for a WebTransport session SL_ERR_INVAL (code over 32 bits).
+ */
 SL_EXTERN int sl_conn_close(sl_conn *c, uint64_t app_code, const char *reason);
 SL_EXTERN int sl_conn_stats_get(const sl_conn *c, sl_conn_stats *out);
 

@@ -95,6 +95,8 @@ static void cb_closed(sl_conn *c, const sl_close_info *why, void *ud)
     snprintf(r->reason, sizeof r->reason, "%s", why->reason ? why->reason : "");
     r->why.reason = r->reason;
     r->c = NULL;
+    if (sd->on_closed)
+        sd->on_closed(r);
 }
 
 static void cb_stream_open(sl_stream *s, void *ud)
@@ -170,6 +172,8 @@ static void cb_dgram(sl_conn *c, const uint8_t *d, size_t len, void *ud)
     if (r) {
         r->dgrams++;
         r->dgram_bytes += len;
+        if (r->side->on_dgram)
+            r->side->on_dgram(r, d, len);
     }
 }
 

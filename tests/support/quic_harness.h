@@ -93,6 +93,8 @@ struct qh_side {
     void (*on_data)(qh_stream *r, const uint8_t *data, size_t len, bool fin);
     void (*on_writable)(qh_stream *r);
     void (*on_ready)(qh_conn *r);
+    void (*on_dgram)(qh_conn *r, const uint8_t *data, size_t len);
+    void (*on_closed)(qh_conn *r); /* after the record took on_conn_closed */
     void *ud; /* for the test */
 };
 

@@ -51,6 +51,7 @@
 #include "transport/sched.h"
 #include "transport/tls.h"
 #include "transport/transport_int.h"
+#include "transport/webtransport/wt.h"
 
 #define CID_LEN 16
 #define MAX_PKT 1452        /* bytes of one outgoing UDP payload we build */
@@ -105,6 +106,12 @@ struct q_stream {
 struct q_conn {
     sl_conn base;
     q_transport *t;
+    /* Where this connection's events go (and the pointer they carry): the
+     * application's callbacks, or a layer's that sits on this connection
+     * and raises the application's callbacks for its own objects. */
+    const sl_transport_callbacks *cb;
+    void *cb_ud;
+    bool routed;             /* cb is final: the ALPN was looked at (route()) */
     ngtcp2_conn *q;
     gnutls_session_t tls;
     ngtcp2_crypto_conn_ref ref;
@@ -181,6 +188,7 @@ struct q_transport {
     bool tx_blocked;
     bool gso;                /* UDP_SEGMENT works (until the kernel says no) */
     uint8_t (*rx)[RX_BUF];   /* RX_BATCH receive buffers (1 MiB, allocated once) */
+    sl__wt_server *wt;       /* WebTransport server for "h3" connections, or NULL */
 };
 
 /* What a client remembers about a server for the next connection. */
@@ -466,15 +474,15 @@ static void conn_destroy(q_conn *c, const sl_close_info *why)
     if (c->dead)
         return;
     c->dead = true;
-    const sl_transport_callbacks *cb = &t->base.set.cb;
+    const sl_transport_callbacks *cb = c->cb;
     while (c->streams) {
         q_stream *s = c->streams;
         if (cb->on_stream_closed)
-            cb->on_stream_closed(&s->base, t->base.set.ud);
+            cb->on_stream_closed(&s->base, c->cb_ud);
         stream_free(c, s);
     }
     if (cb->on_conn_closed && !c->silent)
-        cb->on_conn_closed(&c->base, why, t->base.set.ud);
+        cb->on_conn_closed(&c->base, why, c->cb_ud);
     while (c->dq_head) {
         dgram *d = c->dq_head;
         c->dq_head = d->next;
@@ -810,6 +818,30 @@ static void rand_cb(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
     (void)gnutls_rnd(GNUTLS_RND_RANDOM, dest, len);
 }
 
+/*
+ * Decide where a connection's events go, once its ALPN is known: a server
+ * connection that chose "h3" on an endpoint serving WebTransport belongs
+ * to the WebTransport layer, everything else to the application. Called
+ * at the first event that needs it (a 0-RTT stream or datagram may come
+ * before the handshake completes; the ALPN is chosen with the ClientHello).
+ */
+static void route(q_conn *c)
+{
+    q_transport *t = c->t;
+    gnutls_datum_t alpn;
+    if (c->base.client || !t->wt) {
+        c->routed = true;
+        return;
+    }
+    if (!c->tls || gnutls_alpn_get_selected_protocol(c->tls, &alpn) != 0)
+        return; /* not chosen yet */
+    c->routed = true;
+    if (alpn.size == strlen(SL__WT_ALPN) && memcmp(alpn.data, SL__WT_ALPN, alpn.size) == 0) {
+        c->cb = &sl__wt_conn_callbacks;
+        c->cb_ud = t->wt;
+    }
+}
+
 static int get_new_cid_cb(ngtcp2_conn *q, ngtcp2_cid *cid, uint8_t *token, size_t cidlen,
                           void *ud)
 {
@@ -853,6 +885,8 @@ static int handshake_completed_cb(ngtcp2_conn *q, void *ud)
         memcpy(c->base.alpn, alpn.data, alpn.size);
         c->base.alpn[alpn.size] = 0;
     }
+    if (!c->routed)
+        route(c);
     uint64_t nid;
     if (sl__tls_peer_node_id(c->tls, &nid) == SL_OK) {
         c->base.has_peer_node = true;
@@ -879,8 +913,8 @@ static int handshake_completed_cb(ngtcp2_conn *q, void *ud)
     mark_dirty(c); /* queued datagrams may go now */
     if (!c->base.client) {
         t->st.accepted++;
-        if (t->base.set.cb.on_conn_ready)
-            t->base.set.cb.on_conn_ready(&c->base, t->base.set.ud);
+        if (c->cb->on_conn_ready)
+            c->cb->on_conn_ready(&c->base, c->cb_ud);
     }
     return 0;
 }
@@ -894,8 +928,8 @@ static int handshake_completed_cb(ngtcp2_conn *q, void *ud)
 static int handshake_confirmed_cb(ngtcp2_conn *q, void *ud)
 {
     q_conn *c = ud;
-    if (c->base.client && c->t->base.set.cb.on_conn_ready)
-        c->t->base.set.cb.on_conn_ready(&c->base, c->t->base.set.ud);
+    if (c->base.client && c->cb->on_conn_ready)
+        c->cb->on_conn_ready(&c->base, c->cb_ud);
     return 0;
 }
 
@@ -922,14 +956,16 @@ static q_stream *stream_new(q_conn *c, int64_t id, int prio, void *ud, bool by_p
 static int stream_open_cb(ngtcp2_conn *q, int64_t id, void *ud)
 {
     q_conn *c = ud;
+    if (!c->routed)
+        route(c);
     q_stream *s = stream_new(c, id, SL_PRIO_NORMAL, NULL, true);
     if (!s)
         return NGTCP2_ERR_CALLBACK_FAILURE;
     if (!ngtcp2_is_bidi_stream(id))
         s->wr_shut = true; /* a peer's uni stream: we cannot send on it */
     ngtcp2_conn_set_stream_user_data(q, id, s);
-    if (c->t->base.set.cb.on_stream_open)
-        c->t->base.set.cb.on_stream_open(&s->base, c->t->base.set.ud);
+    if (c->cb->on_stream_open)
+        c->cb->on_stream_open(&s->base, c->cb_ud);
     return 0;
 }
 
@@ -942,8 +978,8 @@ static int recv_stream_data_cb(ngtcp2_conn *q, uint32_t flags, int64_t id, uint6
         return 0;
     s->st.bytes_recv += len;
     bool fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
-    if (c->t->base.set.cb.on_stream_data) {
-        c->t->base.set.cb.on_stream_data(&s->base, data, len, fin, c->t->base.set.ud);
+    if (c->cb->on_stream_data) {
+        c->cb->on_stream_data(&s->base, data, len, fin, c->cb_ud);
     } else {
         /* Nobody reads: consume at once so the peer is not stalled. */
         s->st.bytes_consumed += len;
@@ -998,8 +1034,8 @@ static void notify_writable(q_conn *c, q_stream *acked)
     const sl_transport_settings *set = &c->t->base.set;
     if (acked && acked->want_own && (size_t)(acked->write_off - acked->acked_off) < set->low_water) {
         acked->want_own = false;
-        if (set->cb.on_stream_writable)
-            set->cb.on_stream_writable(&acked->base, set->ud);
+        if (c->cb->on_stream_writable)
+            c->cb->on_stream_writable(&acked->base, c->cb_ud);
     }
     /* Bounded: every woken stream leaves the FIFO first; one refused again
      * rejoins at the tail, and at most the streams present at entry run. */
@@ -1008,8 +1044,8 @@ static void notify_writable(q_conn *c, q_stream *acked)
         q_stream *s = c->want_head;
         bool was_last = s == last;
         want_del(c, s);
-        if (set->cb.on_stream_writable)
-            set->cb.on_stream_writable(&s->base, set->ud);
+        if (c->cb->on_stream_writable)
+            c->cb->on_stream_writable(&s->base, c->cb_ud);
         if (was_last)
             break;
     }
@@ -1053,8 +1089,8 @@ static int stream_close_cb(ngtcp2_conn *q, uint32_t flags, int64_t id, uint64_t 
     }
     if (!s)
         return 0;
-    if (c->t->base.set.cb.on_stream_closed)
-        c->t->base.set.cb.on_stream_closed(&s->base, c->t->base.set.ud);
+    if (c->cb->on_stream_closed)
+        c->cb->on_stream_closed(&s->base, c->cb_ud);
     stream_free(c, s);
     return 0;
 }
@@ -1079,8 +1115,8 @@ static int stream_reset_cb(ngtcp2_conn *q, int64_t id, uint64_t final_size, uint
      * not abuse: count only the others. */
     if (!s || !s->stop_sent)
         count_reset(c);
-    if (s && c->t->base.set.cb.on_stream_reset)
-        c->t->base.set.cb.on_stream_reset(&s->base, code, c->t->base.set.ud);
+    if (s && c->cb->on_stream_reset)
+        c->cb->on_stream_reset(&s->base, code, c->cb_ud);
     return 0;
 }
 
@@ -1117,8 +1153,8 @@ static void peer_stopped(q_conn *c, q_stream *s)
     }
     s->head = s->tail = s->send = NULL;
     s->acked_off = s->send_off = s->write_off;
-    if (c->t->base.set.cb.on_stream_stop_sending)
-        c->t->base.set.cb.on_stream_stop_sending(&s->base, 0, c->t->base.set.ud);
+    if (c->cb->on_stream_stop_sending)
+        c->cb->on_stream_stop_sending(&s->base, 0, c->cb_ud);
     notify_writable(c, NULL);
 }
 
@@ -1140,9 +1176,11 @@ static int recv_datagram_cb(ngtcp2_conn *q, uint32_t flags, const uint8_t *data,
                             void *ud)
 {
     q_conn *c = ud;
+    if (!c->routed)
+        route(c);
     c->st.datagrams_recv++;
-    if (c->t->base.set.cb.on_datagram)
-        c->t->base.set.cb.on_datagram(&c->base, data, len, c->t->base.set.ud);
+    if (c->cb->on_datagram)
+        c->cb->on_datagram(&c->base, data, len, c->cb_ud);
     return 0;
 }
 
@@ -1373,9 +1411,12 @@ static q_conn *conn_alloc(q_transport *t, bool client, const struct sockaddr *pe
     q_conn *c = q_calloc(t, 1, sizeof *c);
     if (!c)
         return NULL;
+    c->base.ops = &quic_ops;
     c->base.t = &t->base;
     c->base.client = client;
     c->t = t;
+    c->cb = &t->base.set.cb;
+    c->cb_ud = t->base.set.ud;
     memcpy(&c->peer, peer, peerlen);
     c->peerlen = peerlen;
     c->ref.get_conn = get_conn;
@@ -1408,6 +1449,25 @@ static void conn_link(q_transport *t, q_conn *c)
         t->conns->prev = c;
     t->conns = c;
     t->nconns++;
+}
+
+/*
+ * Under mutual TLS, a ClientHello that chose "h3" (a browser: it has no
+ * certificate to show) is not asked for one; its WebTransport token
+ * authenticates it instead. Runs after the ClientHello was processed (the
+ * ALPN is chosen) and before the server's CertificateRequest is written.
+ */
+static int h3_no_client_cert(gnutls_session_t s, unsigned htype, unsigned when,
+                             unsigned incoming, const gnutls_datum_t *msg)
+{
+    (void)when;
+    (void)incoming;
+    (void)msg;
+    gnutls_datum_t alpn;
+    if (htype == GNUTLS_HANDSHAKE_CLIENT_HELLO && gnutls_alpn_get_selected_protocol(s, &alpn) == 0 &&
+        alpn.size == 2 && memcmp(alpn.data, SL__WT_ALPN, 2) == 0)
+        gnutls_certificate_server_set_request(s, GNUTLS_CERT_IGNORE);
+    return 0;
 }
 
 static int tls_session(q_transport *t, q_conn *c, bool server)
@@ -1447,6 +1507,17 @@ static int tls_session(q_transport *t, q_conn *c, bool server)
     }
     if (n == 0)
         protos[n++] = (gnutls_datum_t){(unsigned char *)alpn, (unsigned)strlen(alpn)};
+    if (server && t->wt) {
+        /* WebTransport: "h3" too, after the endpoint's own ALPNs. */
+        bool have = false;
+        for (unsigned i = 0; i < n; i++)
+            have |= protos[i].size == 2 && memcmp(protos[i].data, SL__WT_ALPN, 2) == 0;
+        if (!have && n < 8)
+            protos[n++] = (gnutls_datum_t){(unsigned char *)SL__WT_ALPN, 2};
+        if (set->tls.require_client_cert)
+            gnutls_handshake_set_hook_function(c->tls, GNUTLS_HANDSHAKE_CLIENT_HELLO,
+                                               GNUTLS_HOOK_POST, h3_no_client_cert);
+    }
     unsigned flags = GNUTLS_ALPN_MANDATORY | (server ? GNUTLS_ALPN_SERVER_PRECEDENCE : 0);
     if (gnutls_alpn_set_protocols(c->tls, protos, n, flags) != 0)
         return SL_ERR_TLS;
@@ -1969,6 +2040,13 @@ static void handle_closed(uv_handle_t *h)
         t->on_closed(&t->base, t->closed_ud);
 }
 
+static void wt_closed(void *arg)
+{
+    q_transport *t = arg;
+    if (--t->open_handles == 0 && t->on_closed)
+        t->on_closed(&t->base, t->closed_ud);
+}
+
 static void q_close(sl_transport *bt, void (*on_closed)(sl_transport *, void *), void *ud)
 {
     q_transport *t = (q_transport *)bt;
@@ -1985,6 +2063,8 @@ static void q_close(sl_transport *bt, void (*on_closed)(sl_transport *, void *),
         conn_close_now(c, SL_OK, false);
     }
     tx_flush(t);
+    if (t->wt && sl__wt_server_close(t->wt, wt_closed, t))
+        t->open_handles++;
     if (t->fd < 0) {
         /* Never had a socket: nothing to wait for. */
         if (t->open_handles == 0 && on_closed)
@@ -2017,6 +2097,7 @@ static void q_del(sl_transport *bt)
     gnutls_free(t->ticket_key.data);
     if (t->creds)
         sl__tls_creds_del(t->creds);
+    sl__wt_server_del(t->wt);
     sl_mem mem = t->base.mem;
     mem.free(t, mem.ud);
 }
@@ -2024,6 +2105,8 @@ static void q_del(sl_transport *bt)
 int sl_quic_new(const sl_transport_settings *s, sl_transport **out)
 {
     if (!s || !s->loop || !out)
+        return SL_ERR_INVAL;
+    if (s->webtransport && sl__wt_settings_check(s->webtransport) != SL_OK)
         return SL_ERR_INVAL;
     sl_mem mem;
     sl__mem_resolve(s->mem, &mem);
@@ -2064,6 +2147,14 @@ int sl_quic_new(const sl_transport_settings *s, sl_transport **out)
     }
     gnutls_anti_replay_set_add_function(t->anti_replay, replay_add);
     gnutls_anti_replay_set_ptr(t->anti_replay, t);
+    if (s->webtransport) {
+        rc = sl__wt_server_new(&t->base, t->loop, s->webtransport, &t->wt);
+        if (rc) {
+            q_del(&t->base);
+            return rc;
+        }
+    }
+    t->base.set.webtransport = NULL; /* copied into t->wt; the caller's may go */
     *out = &t->base;
     return SL_OK;
 }
@@ -2222,8 +2313,10 @@ static int q_stream_write(sl_stream *bs, const void *data, size_t len, size_t *b
         size_t cap = left < CHUNK_MIN ? CHUNK_MIN : left;
         chunk *k = q_alloc(c->t, sizeof *k + cap);
         if (!k) {
-            /* Undo the part copied into the tail chunk. */
-            s->tail->len -= len - left;
+            /* Undo the part copied into the tail chunk (if there was one:
+             * a stream's first write has none). */
+            if (s->tail)
+                s->tail->len -= len - left;
             return SL_ERR_NOMEM;
         }
         k->next = NULL;
@@ -2287,6 +2380,7 @@ static int q_stats(const sl_transport *bt, sl_transport_stats *out)
     *out = t->st;
     out->conns = t->nconns;
     out->handshakes = t->nhandshakes;
+    sl__wt_server_stats(t->wt, out);
     return SL_OK;
 }
 
