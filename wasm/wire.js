@@ -17,6 +17,7 @@ import { DEFAULT_LIMITS } from './msgpack.js';
 
 const U32_MAX = 0xffffffffn;
 const U64_MAX = (1n << 64n) - 1n;
+const KIND_WIRE_MAX = 13; // SL_KIND_WIRE_COUNT - 1 (include/starling/actor.h)
 /** Largest encoding of everything but the payload (SL_ENVELOPE_MAX_OVERHEAD). */
 export const ENVELOPE_MAX_OVERHEAD = 69;
 /** Largest frame length a QUIC varint holds (SL_FRAME_VARINT_MAX). */
@@ -105,7 +106,9 @@ export function encodeEnvelope(e, impliedToNode, impliedFromNode) {
   const status = e.status || 0;
   const code = e.code || 0;
   if (!Number.isInteger(e.prio) || e.prio < 0 || e.prio > 4) throw new RangeError('prio must be 0..4');
-  if (!Number.isInteger(e.kind) || e.kind < 0 || e.kind > 8) throw new RangeError('kind must be 0..8');
+  // 0..8 are what actors receive; 9..13 are the node-to-node control kinds
+  // (MONITOR, DEMONITOR, LINK, UNLINK, STOP); 14 and 15 are reserved.
+  if (!Number.isInteger(e.kind) || e.kind < 0 || e.kind > KIND_WIRE_MAX) throw new RangeError('kind must be 0..13');
   if ((e.flags || 0) !== 0) throw new RangeError('flags must be 0 in envelope version 1');
   if (!Number.isInteger(e.type) || e.type < 0 || e.type > 0xffffffff) throw new RangeError('type must be a uint32');
   if (!isInt32(status) || !isInt32(code)) throw new RangeError('status and code must be int32');
@@ -284,7 +287,7 @@ export function decodeEnvelope(bytes, impliedToNode, impliedFromNode, limits) {
   if (h.u < 6n || h.u > 8n) throw decodeError('SL_ERR_DECODE_VERSION');
   const n = Number(h.u);
   const flags = rdUint(c, lim, U64_MAX);
-  if (flags >> 7n !== 0n || (flags & 7n) >= 5n || ((flags >> 3n) & 15n) >= 9n) {
+  if (flags >> 7n !== 0n || (flags & 7n) >= 5n || ((flags >> 3n) & 15n) > BigInt(KIND_WIRE_MAX)) {
     throw decodeError('SL_ERR_DECODE_RESERVED');
   }
   const e = { prio: Number(flags & 7n), kind: Number((flags >> 3n) & 15n), flags: 0 };
