@@ -26,7 +26,8 @@
  * frames over the size limit (5), msgpack bombs in the envelope and in the
  * payload (6), a flood of stream opens (7), a peer that never reads (8), a
  * SEND on the control stream (9), bad DATAGRAMs (10), a duplicate ask (11),
- * and bad bytes behind frames paused for a full mailbox (12).
+ * bad bytes behind frames paused for a full mailbox (12), and bad answers
+ * to the node's own asks (13).
  *
  * Seeing the codes. The transport API gives the hostile side the code of a
  * RESET_STREAM (on_stream_reset) but not that of a STOP_SENDING: ngtcp2 1.11
@@ -1260,6 +1261,126 @@ static void test_garbage_behind_paused_lane(void **state)
     bp_down(w);
 }
 
+/* 13. H answers T's asks badly (garbage, a REPLY for another ask): the ask
+ *     stream is closed 0x10 and the asker on T hears FAIL(PROTO) at once,
+ *     not at its deadline. H resetting the ask stream (what a replier's
+ *     node does when it has no memory for it, 0x13): FAIL(NOMEM) at once.
+ *     A correct answer from H still gets through. */
+typedef struct asker {
+    sl_id to;
+    uint64_t ask_id;
+    int n;
+    uint8_t kind;
+    int32_t status;
+    uint64_t corr;
+} asker;
+
+static int asker_start(sl_actor *self, void *arg)
+{
+    asker *a = arg;
+    return sl_ask(self, a->to, T_ASK, SL_PRIO_NORMAL, "q", 1, 30000, &a->ask_id);
+}
+
+static int asker_msg(sl_actor *self, const sl_msg *m)
+{
+    asker *a = sl_state(self);
+    if (a->n++ == 0) {
+        a->kind = m->kind;
+        a->status = m->status;
+        a->corr = m->corr;
+    }
+    return 0;
+}
+
+static const sl_behavior asker_b = {.on_start = asker_start, .on_message = asker_msg};
+
+typedef struct ask_seen {
+    bp *w;
+    bool found;
+    qh_stream *s; /* the ask stream found last */
+    sl_envelope e;
+    int64_t answered[8]; /* ids of the ask streams already handled */
+    int nanswered;
+} ask_seen;
+
+/* A T-opened bidi stream on H holding one complete ASK not yet answered. */
+static bool h_got_ask(qh_harness *h, void *arg)
+{
+    ask_seen *as = arg;
+    bp *w = as->w;
+    for (int i = 0; i < w->hs->nstreams && !as->found; i++) {
+        qh_stream *s = &w->hs->streams[i];
+        bool old = false;
+        for (int k = 0; k < as->nanswered; k++)
+            old |= as->answered[k] == s->id;
+        if (old || s->local || (s->id & 2) != 0 || s->bytes == 0)
+            continue;
+        sl_envelope e;
+        if (h_decode(w, &w->cap[i], &e, 1) == 1 && e.kind == SL_KIND_ASK) {
+            as->found = true;
+            as->s = s;
+            as->e = e;
+            if (as->nanswered < 8)
+                as->answered[as->nanswered++] = s->id;
+        }
+    }
+    return as->found;
+}
+
+static bool asker_answered(qh_harness *h, void *arg)
+{
+    return ((asker *)arg)->n > 0;
+}
+
+static void test_bad_answers(void **state)
+{
+    bp *w = bp_up(NULL);
+    ask_seen as = {.w = w};
+    enum { GARBAGE, WRONG_CORR, PEER_RESET, GOOD, ROUNDS };
+    for (int round = 0; round < ROUNDS; round++) {
+        asker a = {.to = h_actor(w)};
+        sl_id aid;
+        SLT_OK(sl_spawn(sl_node_core(w->t), &asker_b, &a, NULL, &aid));
+        as.found = false;
+        assert_true(qh_run(w->h, h_got_ask, &as, WAIT_MS));
+        assert_int_equal(as.e.corr, a.ask_id);
+        SLT_ID_EQ(as.e.from, aid);
+        sl_envelope r = env(h_actor(w), aid, SL_KIND_REPLY, T_ASK, "pong", 4);
+        r.corr = round == WRONG_CORR ? a.ask_id + 1000 : a.ask_id;
+        static const uint8_t junk[] = {0x03, 0xc1, 0xc1, 0xc1};
+        switch (round) {
+        case GARBAGE:
+            h_write(as.s, junk, sizeof junk);
+            expect_closed(w, as.s, E_PROTOCOL);
+            break;
+        case WRONG_CORR:
+            h_send(w, as.s, &r);
+            expect_closed(w, as.s, E_PROTOCOL);
+            break;
+        case PEER_RESET: /* as a replier's node out of memory does (0x13) */
+            SLT_OK(sl_stream_reset(as.s->s, 0x13));
+            break;
+        case GOOD:
+            h_send(w, as.s, &r);
+            break;
+        }
+        assert_true(qh_run(w->h, asker_answered, &a, 2000)); /* its deadline is 30 s */
+        assert_int_equal(a.n, 1);
+        assert_int_equal(a.corr, a.ask_id);
+        assert_int_equal(a.kind, round == GOOD ? SL_KIND_REPLY : SL_KIND_FAIL);
+        if (round == GARBAGE || round == WRONG_CORR)
+            SLT_ERR(a.status, SL_ERR_PROTO);
+        if (round == PEER_RESET)
+            SLT_ERR(a.status, SL_ERR_NOMEM);
+        SLT_OK(sl_stop(sl_node_core(w->t), aid, SL_REASON_NORMAL));
+        qh_run(w->h, NULL, NULL, 20); /* let it stop: `a` lives on this stack */
+        assert_false(sl_alive(sl_node_core(w->t), aid));
+    }
+    assert_int_equal(w->hc->closed, 0);
+    good_round(w, 20);
+    bp_down(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1275,6 +1396,7 @@ int main(void)
         cmocka_unit_test_teardown(test_bad_datagrams, qh_teardown),
         cmocka_unit_test_teardown(test_duplicate_ask, qh_teardown),
         cmocka_unit_test_teardown(test_garbage_behind_paused_lane, qh_teardown),
+        cmocka_unit_test_teardown(test_bad_answers, qh_teardown),
     };
     return cmocka_run_group_tests_name("cluster_badpeer", tests, NULL, NULL);
 }
