@@ -1244,6 +1244,12 @@ int sl__cluster_new(const sl_transport_settings *ts, const sl__cluster_settings 
     if (!k->set.lane_idle_ms)
         k->set.lane_idle_ms = 5000;
     sl_limits_default(&k->lim);
+    if (max_message > k->lim.max_bin_len) {
+        /* The node allows more than the schema's default: its decoder must too. */
+        k->lim.max_bin_len = max_message;
+        if (sl_envelope_max_size(max_message) > k->lim.max_size)
+            k->lim.max_size = sl_envelope_max_size(max_message);
+    }
     sl__map_init(&k->peers, &k->mem);
     sl__map_init(&k->asks_out, &k->mem);
     sl__map_init(&k->asks_in, &k->mem);

@@ -26,8 +26,9 @@
  * frames over the size limit (5), msgpack bombs in the envelope and in the
  * payload (6), a flood of stream opens (7), a peer that never reads (8), a
  * SEND on the control stream (9), bad DATAGRAMs (10), a duplicate ask (11),
- * bad bytes behind frames paused for a full mailbox (12), and bad answers
- * to the node's own asks (13).
+ * bad bytes behind frames paused for a full mailbox (12), bad answers to
+ * the node's own asks (13), and the frame limit when the nodes allow more
+ * than 64 MiB (14).
  *
  * Seeing the codes. The transport API gives the hostile side the code of a
  * RESET_STREAM (on_stream_reset) but not that of a STOP_SENDING: ngtcp2 1.11
@@ -66,7 +67,8 @@ enum {
     T_BOMB = 300,       /* payload given to sl_unpack, result recorded */
     T_ASK = 400,        /* ASK: answered "pong" */
     T_ASK_SILENT = 401, /* ASK: never answered */
-    T_BIG = 500         /* T -> H flood */
+    T_BIG = 500,        /* T -> H flood */
+    T_HUGE = 600        /* G -> T, over 64 MiB: length recorded */
 };
 
 #define WAIT_MS 4000 /* bound of every wait; tests finish far sooner */
@@ -155,6 +157,7 @@ typedef struct tprobe {
     int counted;          /* T_COUNT deliveries */
     int bad;              /* T_BAD deliveries (must stay 0) */
     int asks, asks_silent, cancels;
+    size_t huge_len;      /* payload length of the last T_HUGE */
     int bombs;
     int bomb_rc[8];       /* sl_unpack() of each T_BOMB payload */
     size_t bomb_len[8];
@@ -206,6 +209,9 @@ static int srv_msg(sl_actor *self, const sl_msg *m)
         p->asks++;
         if (m->kind == SL_KIND_ASK)
             sl_reply(self, sl_req_of(m), T_ASK, "pong", 4);
+        break;
+    case T_HUGE:
+        p->huge_len = m->len;
         break;
     case T_ASK_SILENT:
         p->asks_silent++;
@@ -314,6 +320,7 @@ typedef struct capture {
 typedef struct bp_cfg {
     uint32_t t_streams_uni, t_streams_bidi; /* 0 = default */
     size_t t_stream_buffer, t_conn_buffer;  /* 0 = default */
+    size_t max_message;                     /* T's and G's max_message_size; 0 = default */
 } bp_cfg;
 
 typedef struct bp {
@@ -379,6 +386,8 @@ static sl_node *bp_node(bp *w, slt_mem *mem, const bp_cfg *cfg)
     }
     sl_node_settings ns;
     sl_node_settings_default(&ns);
+    if (cfg && cfg->max_message)
+        ns.core.max_message_size = cfg->max_message;
     ns.core.mem = &mem->hooks;
     ns.loop = &w->h->loop;
     ns.quic = &ts;
@@ -405,8 +414,9 @@ static bp *bp_up(const bp_cfg *cfg)
     w->h = qh_new();
     slt_mem_init(&w->tmem);
     slt_mem_init(&w->gmem);
+    bp_cfg gcfg = {.max_message = cfg ? cfg->max_message : 0};
     w->t = bp_node(w, &w->tmem, cfg);
-    w->g = bp_node(w, &w->gmem, NULL);
+    w->g = bp_node(w, &w->gmem, &gcfg);
     w->tnode = sl_node_id(w->t);
     w->gnode = sl_node_id(w->g);
     SLT_OK(sl_node_listen(w->t, "127.0.0.1", 0));
@@ -1381,6 +1391,61 @@ static void test_bad_answers(void **state)
     bp_down(w);
 }
 
+/* 14. The frame limit is the nodes' max_message_size plus the envelope,
+ *     not the schema's default: with both nodes allowing 65 MiB, G's
+ *     64 MiB + 256 KiB message arrives whole, and H's frame one byte over
+ *     the configured limit is still refused with 0x11. */
+typedef struct huge_sender {
+    sl_id srv;
+    size_t len;
+    int rc;
+} huge_sender;
+
+static int huge_start(sl_actor *self, void *arg)
+{
+    huge_sender *hs = arg;
+    uint8_t *b = calloc(1, hs->len);
+    if (!b)
+        return SL_ERR_NOMEM;
+    b[0] = 0x5a;
+    b[hs->len - 1] = 0xa5;
+    hs->rc = sl_send(self, hs->srv, T_HUGE, SL_PRIO_NORMAL, b, hs->len);
+    free(b);
+    return 0;
+}
+
+static const sl_behavior huge_b = {.on_start = huge_start};
+
+static bool huge_arrived(qh_harness *h, void *arg)
+{
+    bp *w = arg;
+    return w->srv.huge_len != 0;
+}
+
+static void test_limit_follows_max_message(void **state)
+{
+    const size_t max = (size_t)65 << 20;
+    bp_cfg cfg = {.max_message = max};
+    bp *w = bp_up(&cfg);
+    sl__cluster_stats st0 = t_stats(w);
+    huge_sender hsend = {.srv = w->srv_id, .len = ((size_t)64 << 20) + 256 * 1024};
+    sl_id id;
+    SLT_OK(sl_spawn(sl_node_core(w->g), &huge_b, &hsend, NULL, &id));
+    SLT_OK(hsend.rc);
+    assert_true(qh_run(w->h, huge_arrived, w, 3 * WAIT_MS));
+    assert_int_equal(w->srv.huge_len, hsend.len);
+    assert_int_equal(t_stats(w).rejected, st0.rejected);
+    good_round(w, 20);
+
+    qh_stream *over = h_uni(w, 0x01);
+    uint8_t hdr[8];
+    size_t hl;
+    SLT_OK(sl_frame_write_header(max + SL_ENVELOPE_MAX_OVERHEAD + 1, hdr, sizeof hdr, &hl));
+    h_write(over, hdr, hl);
+    expect_closed(w, over, E_TOO_BIG);
+    bp_down(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1397,6 +1462,7 @@ int main(void)
         cmocka_unit_test_teardown(test_duplicate_ask, qh_teardown),
         cmocka_unit_test_teardown(test_garbage_behind_paused_lane, qh_teardown),
         cmocka_unit_test_teardown(test_bad_answers, qh_teardown),
+        cmocka_unit_test_teardown(test_limit_follows_max_message, qh_teardown),
     };
     return cmocka_run_group_tests_name("cluster_badpeer", tests, NULL, NULL);
 }
