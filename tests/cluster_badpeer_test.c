@@ -84,16 +84,16 @@ typedef struct spy_close {
 } spy_close;
 
 static struct {
-    bool capture_next;   /* the next client connection created is H's */
-    ngtcp2_conn *hconn;  /* H's ngtcp2 connection */
+    bool capture_next;  /* the next client connection created is H's */
+    ngtcp2_conn *hconn; /* H's ngtcp2 connection */
     ngtcp2_stream_close orig;
     ngtcp2_callbacks cb; /* the callbacks given to ngtcp2, stream_close wrapped */
     spy_close rec[SPY_MAX];
     int n;
 } spy;
 
-static int spy_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t id, uint64_t code,
-                            void *ud, void *sud)
+static int spy_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t id, uint64_t code, void *ud,
+                            void *sud)
 {
     if (conn == spy.hconn && spy.n < SPY_MAX) {
         spy.rec[spy.n].id = id;
@@ -114,8 +114,8 @@ int ngtcp2_conn_client_new_versioned(ngtcp2_conn **pconn, const ngtcp2_cid *dcid
                                      uint32_t version, int callbacks_version,
                                      const ngtcp2_callbacks *callbacks, int settings_version,
                                      const ngtcp2_settings *settings, int params_version,
-                                     const ngtcp2_transport_params *params,
-                                     const ngtcp2_mem *mem, void *user_data)
+                                     const ngtcp2_transport_params *params, const ngtcp2_mem *mem,
+                                     void *user_data)
 {
     static client_new_fn real;
     if (!real)
@@ -130,8 +130,8 @@ int ngtcp2_conn_client_new_versioned(ngtcp2_conn **pconn, const ngtcp2_cid *dcid
     spy.cb = *callbacks;
     spy.orig = callbacks->stream_close;
     spy.cb.stream_close = spy_stream_close;
-    int rv = real(pconn, dcid, scid, path, version, callbacks_version, &spy.cb,
-                  settings_version, settings, params_version, params, mem, user_data);
+    int rv = real(pconn, dcid, scid, path, version, callbacks_version, &spy.cb, settings_version,
+                  settings, params_version, params, mem, user_data);
     if (rv == 0)
         spy.hconn = *pconn;
     return rv;
@@ -149,17 +149,17 @@ static const spy_close *spy_find(int64_t id)
 /* ------------------------------------------------------ the probe on T */
 
 typedef struct tprobe {
-    int total;            /* messages handed to on_message */
-    uint32_t g_next;      /* next T_GOOD sequence expected */
-    int g_order_err;      /* T_GOOD out of order or duplicated */
-    uint32_t h_next;      /* next T_HOST sequence expected */
+    int total;       /* messages handed to on_message */
+    uint32_t g_next; /* next T_GOOD sequence expected */
+    int g_order_err; /* T_GOOD out of order or duplicated */
+    uint32_t h_next; /* next T_HOST sequence expected */
     int h_order_err;
-    int counted;          /* T_COUNT deliveries */
-    int bad;              /* T_BAD deliveries (must stay 0) */
+    int counted; /* T_COUNT deliveries */
+    int bad;     /* T_BAD deliveries (must stay 0) */
     int asks, asks_silent, cancels;
-    size_t huge_len;      /* payload length of the last T_HUGE */
+    size_t huge_len; /* payload length of the last T_HUGE */
     int bombs;
-    int bomb_rc[8];       /* sl_unpack() of each T_BOMB payload */
+    int bomb_rc[8]; /* sl_unpack() of each T_BOMB payload */
     size_t bomb_len[8];
 } tprobe;
 
@@ -518,7 +518,10 @@ static void good_round(bp *w, uint32_t n)
 
 /* ------------------------------------------------------ H's instruments */
 
-static sl_id h_actor(bp *w) { return (sl_id){w->hnode, 77}; }
+static sl_id h_actor(bp *w)
+{
+    return (sl_id){w->hnode, 77};
+}
 
 /* One frame (varint length + envelope) as H would write it to T. */
 static uint8_t *h_frame(bp *w, const sl_envelope *e, size_t *len)
@@ -878,8 +881,8 @@ static void test_decode_bombs(void **state)
     uint8_t *deep = malloc(DEEP + 1);
     memset(deep, 0x91, DEEP); /* [[[[ ... nil ]]]] */
     deep[DEEP] = 0xc0;
-    static const uint8_t arr32[] = {0xdd, 0xff, 0xff, 0xff, 0xff};   /* array of 2^32-1 */
-    static const uint8_t map32[] = {0xdf, 0xff, 0xff, 0xff, 0xff};   /* map of 2^32-1 pairs */
+    static const uint8_t arr32[] = {0xdd, 0xff, 0xff, 0xff, 0xff};    /* array of 2^32-1 */
+    static const uint8_t map32[] = {0xdf, 0xff, 0xff, 0xff, 0xff};    /* map of 2^32-1 pairs */
     static const uint8_t reserved[] = {0x96, 0xc1, 0, 0, 0, 0, 0xc4}; /* 0xc1 inside */
     /* A valid-looking SEND whose bin payload claims 4 GiB - 1 in 2 bytes. */
     uint8_t binlie[] = {0x96, 0x00, 0x01, 0x01, 0x00, 0x00, 0xc6, 0xff, 0xff, 0xff, 0xff, 'a', 'b'};
@@ -889,8 +892,9 @@ static void test_decode_bombs(void **state)
         const uint8_t *p;
         size_t n;
     } env_bombs[] = {
-        {deep, DEEP + 1}, {arr32, sizeof arr32}, {map32, sizeof map32},
-        {reserved, sizeof reserved}, {binlie, sizeof binlie},
+        {deep, DEEP + 1},        {arr32, sizeof arr32},
+        {map32, sizeof map32},   {reserved, sizeof reserved},
+        {binlie, sizeof binlie},
     };
     for (size_t i = 0; i < sizeof env_bombs / sizeof env_bombs[0]; i++) {
         qh_stream *s = h_uni(w, 0x01);
@@ -909,7 +913,8 @@ static void test_decode_bombs(void **state)
      * sl_unpack(). So the contract is: delivered byte for byte, refused by
      * sl_unpack with the limit it breaks, no big allocation anywhere.
      */
-    static const uint8_t str_lie[] = {0xdb, 0x00, 0x01, 0x00, 0x00, 'a', 'b'}; /* str 64 KiB, 2 bytes */
+    static const uint8_t str_lie[] = {0xdb, 0x00, 0x01, 0x00,
+                                      0x00, 'a',  'b'}; /* str 64 KiB, 2 bytes */
     static const uint8_t fine[] = {0x92, 0x01, 0xa1, 'x'};
     const struct {
         const uint8_t *p;
@@ -1149,8 +1154,8 @@ static void test_bad_datagrams(void **state)
     uint8_t b[256];
     size_t n;
     sl_envelope bad[3];
-    bad[0] = env((sl_id){w->gnode, 1}, w->srv_id, SL_KIND_SEND, T_BAD, "d", 1); /* forged */
-    bad[1] = env(h_actor(w), w->srv_id, SL_KIND_ASK, T_BAD, "d", 1);            /* not a SEND */
+    bad[0] = env((sl_id){w->gnode, 1}, w->srv_id, SL_KIND_SEND, T_BAD, "d", 1);  /* forged */
+    bad[1] = env(h_actor(w), w->srv_id, SL_KIND_ASK, T_BAD, "d", 1);             /* not a SEND */
     bad[2] = env(h_actor(w), (sl_id){w->gnode, 1}, SL_KIND_SEND, T_BAD, "d", 1); /* not T's */
     for (int i = 0; i < 3; i++) {
         SLT_OK(sl_envelope_encode(&bad[i], w->tnode, w->hnode, b, sizeof b, &n));
