@@ -229,11 +229,31 @@ static void lane_free(sl__cluster *k, lane *ln)
     c_free(k, ln);
 }
 
+/* Our ask's stream ends without its answer: the asker hears FAIL(err) now,
+ * not at its deadline (there may be none). */
+static void ask_out_fail(sl__cluster *k, lane *ln, int err)
+{
+    if (ln->role != R_ASK_OUT || !ln->key)
+        return; /* answered or cancelled already */
+    sl__map_del(&k->asks_out, ln->key);
+    ln->key = 0;
+    sl_msg m;
+    memset(&m, 0, sizeof m);
+    m.from = ln->to;
+    m.to = ln->asker;
+    m.kind = SL_KIND_FAIL;
+    m.prio = SL_PRIO_CRITICAL;
+    m.corr = ln->corr;
+    m.status = err;
+    (void)sl__core_inject(k->core, &m, 0);
+}
+
 /* Close a stream for a protocol error on it; the connection goes on. */
 static void lane_fail(sl__cluster *k, lane *ln, const char *what, int err)
 {
     say(k, ln->l, what, err);
     ln->dead = true;
+    ask_out_fail(k, ln, err == SL_ERR_NOMEM ? SL_ERR_NOMEM : SL_ERR_PROTO);
     if (ln->role == R_ASK_IN || ln->role == R_ASK_OUT)
         sl_stream_reset(ln->s, err == SL_ERR_DECODE_TOO_BIG ? E_TOO_BIG : E_PROTOCOL);
     sl_stream_stop_sending(ln->s, err == SL_ERR_DECODE_TOO_BIG ? E_TOO_BIG : E_PROTOCOL);
@@ -1063,10 +1083,15 @@ static void on_stream_reset(sl_stream *s, uint64_t code, void *ud)
         sl_stream_reset(s, E_CANCELLED); /* half-sent answer bytes stop too */
         k->st.asks_cancelled++;
     }
+    /* Our ask, and the replier's node gave up on it (0x13: no memory). */
+    int err = code == E_NOMEM      ? SL_ERR_NOMEM
+              : code == E_TOO_BIG  ? SL_ERR_MSG_TOO_BIG
+              : code == E_PROTOCOL ? SL_ERR_PROTO
+                                   : SL_ERR_NOCONN;
+    ask_out_fail(k, ln, err);
     if (ln->blocked)
         unpause(k, ln);
     ln->dead = true;
-    (void)code;
 }
 
 static void on_stream_stop_sending(sl_stream *s, uint64_t code, void *ud)
@@ -1227,6 +1252,12 @@ int sl__cluster_new(const sl_transport_settings *ts, const sl__cluster_settings 
     if (!k->set.lane_idle_ms)
         k->set.lane_idle_ms = 5000;
     sl_limits_default(&k->lim);
+    if (max_message > k->lim.max_bin_len) {
+        /* The node allows more than the schema's default: its decoder must too. */
+        k->lim.max_bin_len = max_message;
+        if (sl_envelope_max_size(max_message) > k->lim.max_size)
+            k->lim.max_size = sl_envelope_max_size(max_message);
+    }
     sl__map_init(&k->peers, &k->mem);
     sl__map_init(&k->asks_out, &k->mem);
     sl__map_init(&k->asks_in, &k->mem);
