@@ -140,6 +140,7 @@ struct wt_session {
     h3_stream *connect; /* NULL once the CONNECT stream closed */
     uint64_t id;        /* the CONNECT stream's id */
     bool open;          /* accepted and not ended */
+    bool capsule_sent;  /* we closed it with CLOSE_WEBTRANSPORT_SESSION */
     bool reaping;
     wt_session *prev, *next;   /* hc->sessions */
     wt_session *rprev, *rnext; /* w->reap */
@@ -530,6 +531,16 @@ static wt_session *find_session(h3_conn *hc, uint64_t id)
 
 /* The session ended while its connection lives: abort its streams, and
  * report (streams, then the session) from the timer. */
+static void reset_streams(wt_session *ss)
+{
+    for (h3_stream *hs = ss->streams; hs; hs = hs->snext) {
+        if (hs->s) {
+            sl_stream_reset(hs->s, SL__WT_SESSION_GONE);
+            sl_stream_stop_sending(hs->s, SL__WT_SESSION_GONE);
+        }
+    }
+}
+
 static void session_end(wt_session *ss, const sl_close_info *why)
 {
     if (!ss->open)
@@ -538,12 +549,12 @@ static void session_end(wt_session *ss, const sl_close_info *why)
     ss->why = *why;
     snprintf(ss->reason, sizeof ss->reason, "%s", why->reason ? why->reason : "");
     ss->why.reason = ss->reason;
-    for (h3_stream *hs = ss->streams; hs; hs = hs->snext) {
-        if (hs->s) {
-            sl_stream_reset(hs->s, SL__WT_SESSION_GONE);
-            sl_stream_stop_sending(hs->s, SL__WT_SESSION_GONE);
-        }
-    }
+    /* When we close with a capsule, the streams are reset when the session
+     * is reaped (a later loop turn), so the capsule leaves first: resets in
+     * the same flight made Chromium sometimes report "Connection lost"
+     * instead of our close code (seen under load). */
+    if (!ss->capsule_sent)
+        reset_streams(ss);
     reap_push(ss);
 }
 
@@ -554,6 +565,8 @@ static void session_finish(wt_session *ss)
     const sl_transport_callbacks *cb = ucb(w);
     reap_remove(ss);
     ss->open = false;
+    if (ss->capsule_sent)
+        reset_streams(ss);
     while (ss->streams) {
         h3_stream *hs = ss->streams;
         hs_unlink_session(hs);
@@ -1448,6 +1461,7 @@ static int ws_conn_close(sl_conn *bc, uint64_t code, const char *reason)
         size_t n = sl__wt_close_frame(f, (uint32_t)code, reason, reason ? strlen(reason) : 0);
         write_all(ss->connect->s, f, n);
         sl_stream_finish(ss->connect->s);
+        ss->capsule_sent = true;
     }
     sl_close_info why = {.err = SL_OK, .app = true, .code = code, .reason = reason};
     session_end(ss, &why);
