@@ -1778,7 +1778,9 @@ size_t sl_core_run(sl_core *c, uint64_t now_ns, size_t max_msgs)
             if (c->set.room)
                 c->set.room(c, id_of(c, a), c->set.ud);
         }
-        if (!(a->flags & SL__A_STOPPING) && a->nonempty)
+        /* room() may have delivered to `a` (the platform resumes the
+         * lanes it paused), which already queued it: push it only once. */
+        if (!(a->flags & (SL__A_STOPPING | SL__A_QUEUED)) && a->nonempty)
             rq_push(c, a);
         if (c->stop_head)
             process_stops(c);

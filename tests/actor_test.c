@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "sl_test.h"
+#include "actors/inject.h"
 
 enum { T_PING = 1, T_EXIT = 2, T_FLOOD = 3, T_OTHER = 4 };
 
@@ -797,6 +798,78 @@ static void test_mailbox_reject_default(void **state)
     slt_env_close(&e);
 }
 
+/*
+ * The platform's room() hook resumes paused remote lanes, and so injects
+ * into the very actor whose turn just ended. That actor must be queued once:
+ * queued twice, the run queue became a cycle and sl_core_run() never
+ * returned (found by bench/remote_bench: a remote sink with a full mailbox).
+ */
+typedef struct room_ctx {
+    sl_id to;
+    int rooms, injected;
+} room_ctx;
+
+static room_ctx *g_room;
+
+static void room_refill(sl_core *core, sl_id actor, void *ud)
+{
+    (void)ud;
+    g_room->rooms++;
+    assert_true(sl_id_eq(actor, g_room->to));
+    /* What the cluster does: deliver the held messages until full again. */
+    for (int i = 0; i < 3 && g_room->injected < 40; i++) {
+        sl_msg m;
+        memset(&m, 0, sizeof m);
+        m.to = actor;
+        m.kind = SL_KIND_SEND;
+        m.prio = SL_PRIO_NORMAL;
+        m.type = T_PING;
+        int rc = sl__core_inject(core, &m, SL__INJECT_FLOW);
+        if (rc == SL_ERR_AGAIN)
+            return;
+        SLT_OK(rc);
+        g_room->injected++;
+    }
+}
+
+static void test_room_refill_queues_actor_once(void **state)
+{
+    (void)state;
+    room_ctx rc = {0};
+    g_room = &rc;
+    slt_env e;
+    slt_env_init(&e);
+    e.settings.room = room_refill;
+    e.settings.batch = 2; /* turns end with messages left, as under load */
+    slt_env_start(&e);
+    slt_probe p;
+    slt_probe_init(&p, &e, "p");
+    sl_spawn_opts o;
+    sl_spawn_opts_default(&o);
+    o.mailbox_capacity = 4;
+    rc.to = slt_spawn(&e, &p, &o);
+    for (;;) {
+        sl_msg m;
+        memset(&m, 0, sizeof m);
+        m.to = rc.to;
+        m.kind = SL_KIND_SEND;
+        m.prio = SL_PRIO_NORMAL;
+        m.type = T_PING;
+        int r = sl__core_inject(e.core, &m, SL__INJECT_FLOW);
+        if (r == SL_ERR_AGAIN)
+            break; /* full: room() follows */
+        SLT_OK(r);
+        rc.injected++;
+    }
+    assert_int_equal(rc.injected, 4);
+    slt_run(&e);
+    assert_true(rc.rooms >= 1);
+    assert_int_equal(rc.injected, 40);
+    assert_int_equal(p.n, 40);
+    assert_false(sl_core_has_work(e.core));
+    slt_env_close(&e);
+}
+
 static void test_mailbox_default_capacity_from_settings(void **state)
 {
     (void)state;
@@ -1205,6 +1278,7 @@ int main(void)
         cmocka_unit_test(test_run_respects_max_msgs),
         cmocka_unit_test(test_mailbox_reject_default),
         cmocka_unit_test(test_mailbox_default_capacity_from_settings),
+        cmocka_unit_test(test_room_refill_queues_actor_once),
         cmocka_unit_test(test_mailbox_drop_new),
         cmocka_unit_test(test_mailbox_drop_oldest),
         cmocka_unit_test(test_mailbox_drop_oldest_lowest_class),
