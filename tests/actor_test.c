@@ -678,6 +678,62 @@ static void test_message_too_big(void **state)
     slt_env_close(&e);
 }
 
+/*
+ * Payloads between the small blocks and SL__MID_MAX go to power-of-two
+ * blocks that are reused: every size at the class edges arrives intact,
+ * a second burst of the same sizes allocates nothing, and close proves
+ * the pooled blocks are freed.
+ */
+typedef struct sizes_ctx {
+    int got, bad;
+} sizes_ctx;
+
+static int sizes_msg(sl_actor *self, const sl_msg *m)
+{
+    sizes_ctx *x = sl_state(self);
+    x->got++;
+    if (m->len != m->type)
+        x->bad++;
+    for (size_t i = 0; i < m->len; i++)
+        if (m->data[i] != (uint8_t)(i * 7 + m->len))
+            x->bad++;
+    return 0;
+}
+
+static void test_mid_messages_pooled(void **state)
+{
+    (void)state;
+    static const uint32_t lens[] = {168, 169, 511, 512, 513, 1024, 1025, 2048, 4095, 4096, 4097,
+                                    9000};
+    enum { N = sizeof lens / sizeof lens[0] };
+    static uint8_t buf[9000];
+    slt_env e;
+    slt_env_open(&e);
+    sizes_ctx x = {0};
+    const sl_behavior b = {.on_message = sizes_msg};
+    sl_id id;
+    SLT_OK(sl_spawn(e.core, &b, &x, NULL, &id));
+    uint64_t allocs[2];
+    for (int round = 0; round < 2; round++) {
+        uint64_t a0 = e.mem.allocs;
+        for (int rep = 0; rep < 3; rep++)
+            for (int i = 0; i < N; i++) {
+                for (uint32_t j = 0; j < lens[i]; j++)
+                    buf[j] = (uint8_t)(j * 7 + lens[i]);
+                SLT_OK(sl_core_send(e.core, id, lens[i], SL_PRIO_NORMAL, buf, lens[i]));
+            }
+        slt_run(&e);
+        allocs[round] = e.mem.allocs - a0;
+    }
+    assert_int_equal(x.got, 2 * 3 * N);
+    assert_int_equal(x.bad, 0);
+    /* The second round reuses every block but the large ones (4097 and
+     * 9000 bytes, 3 of each). */
+    assert_true(allocs[0] > 6);
+    assert_int_equal(allocs[1], 6);
+    slt_env_close(&e);
+}
+
 static void test_core_stats_counters(void **state)
 {
     (void)state;
@@ -1273,6 +1329,7 @@ int main(void)
         cmocka_unit_test(test_message_fields_and_payload_copy),
         cmocka_unit_test(test_send_invalid_args),
         cmocka_unit_test(test_message_too_big),
+        cmocka_unit_test(test_mid_messages_pooled),
         cmocka_unit_test(test_core_stats_counters),
         cmocka_unit_test(test_wake_and_has_work),
         cmocka_unit_test(test_run_respects_max_msgs),
