@@ -35,6 +35,7 @@
  * its own watchdog. Node A exits when the connection goes down.
  *
  * Usage: remote_bench [name] [--quick] [--verbose] [--list]
+ *                    [--payload 64|1024] [--msgs N]   (remote_throughput, for profiling)
  *        remote_bench --peer          (node A; started by remote_bench itself)
  */
 #define _GNU_SOURCE
@@ -46,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -246,7 +248,21 @@ typedef struct world {
     uv_timer_t wd;
     const char *phase;
     int pending; /* parts of the current phase not finished yet */
+    double cpu0;  /* node B's CPU seconds at world_up */
 } world;
+
+static double cpu_s(const struct rusage *r)
+{
+    return (double)r->ru_utime.tv_sec + r->ru_utime.tv_usec / 1e6 + (double)r->ru_stime.tv_sec +
+           r->ru_stime.tv_usec / 1e6;
+}
+
+static double self_cpu(void)
+{
+    struct rusage r;
+    getrusage(RUSAGE_SELF, &r);
+    return cpu_s(&r);
+}
 
 static world *W;
 
@@ -349,10 +365,12 @@ static void world_up(world *w)
     uv_timer_stop(&w->wd);
     w->sink = (sl_id){w->peer, sl};
     w->echo = (sl_id){w->peer, el};
+    w->cpu0 = self_cpu();
 }
 
 static void world_down(world *w)
 {
+    double cpu_b = self_cpu() - w->cpu0;
     w->pending = 0;
     sl_node_stop(w->node, NULL, NULL);
     uv_timer_start(&w->wd, wd_cb, 10000, 0);
@@ -367,10 +385,16 @@ static void world_down(world *w)
     /* Node A exits when the connection closes; give it 5 s. */
     for (int i = 0; i < 500; i++) {
         int st;
-        pid_t r = waitpid(w->child, &st, WNOHANG);
+        struct rusage ru;
+        pid_t r = wait4(w->child, &st, WNOHANG, &ru);
         if (r == w->child) {
             if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
                 fprintf(stderr, "remote_bench: node A ended with status %d\n", st);
+            if (verbose)
+                fprintf(stderr,
+                        "  CPU seconds: node B %.2f (measurement), node A %.2f (whole life, %ld "
+                        "voluntary / %ld involuntary switches)\n",
+                        cpu_b, cpu_s(&ru), ru.ru_nvcsw, ru.ru_nivcsw);
             return;
         }
         usleep(10000);
@@ -750,6 +774,8 @@ int main(int argc, char **argv)
 {
     const char *only = NULL;
     int quick = 0;
+    size_t payload = 0; /* --payload N: remote_throughput with this size only */
+    uint64_t msgs = 0;  /* --msgs N: remote_throughput count (profiling) */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--peer") == 0)
             return peer_main();
@@ -757,6 +783,10 @@ int main(int argc, char **argv)
             quick = 1;
         else if (strcmp(argv[i], "--verbose") == 0)
             verbose = 1;
+        else if (strcmp(argv[i], "--payload") == 0 && i + 1 < argc)
+            payload = (size_t)strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--msgs") == 0 && i + 1 < argc)
+            msgs = strtoull(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--list") == 0) {
             puts("remote_throughput\nremote_rtt\npriority_under_load\nhol_isolation");
             return 0;
@@ -766,8 +796,10 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);
     if (!only || strcmp(only, "remote_throughput") == 0) {
-        bench_throughput(64, quick ? 100000 : 1000000);
-        bench_throughput(1024, quick ? 20000 : 200000);
+        if (!payload || payload == 64)
+            bench_throughput(64, msgs ? msgs : quick ? 100000 : 1000000);
+        if (!payload || payload == 1024)
+            bench_throughput(1024, msgs ? msgs : quick ? 20000 : 200000);
     }
     if (!only || strcmp(only, "remote_rtt") == 0)
         bench_rtt(quick ? 2000 : 50000);
