@@ -37,6 +37,8 @@
  * Usage: remote_bench [name] [--quick] [--verbose] [--list]
  *                    [--payload 64|1024] [--msgs N]   (remote_throughput, for profiling)
  *        remote_bench --peer          (node A; started by remote_bench itself)
+ * Environment: REMOTE_BENCH_PEER_WRAP, a command prefix for node A (e.g.
+ * "perf record -g -o a.data"), to profile it on its own.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -325,6 +327,19 @@ static void world_up(world *w)
         dup2(fds[1], 1);
         close(fds[0]);
         close(fds[1]);
+        /* REMOTE_BENCH_PEER_WRAP="perf record -g -o a.data" profiles node A
+         * alone (perf's view of a fork+exec'd child is muddled otherwise). */
+        const char *wrap = getenv("REMOTE_BENCH_PEER_WRAP");
+        if (wrap && *wrap) {
+            char exe[4096];
+            ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+            if (n > 0) {
+                exe[n] = 0;
+                execl("/bin/sh", "sh", "-c", "exec $REMOTE_BENCH_PEER_WRAP \"$0\" --peer", exe,
+                      (char *)NULL);
+            }
+            _exit(127);
+        }
         execl("/proc/self/exe", "remote_bench", "--peer", (char *)NULL);
         _exit(127);
     }
