@@ -79,6 +79,21 @@ static sl__msg *msg_new(sl_core *c, size_t len)
                 return NULL;
             m->cap = SL__SMALL_CAP;
         }
+    } else if (len <= SL__MID_MAX) {
+        unsigned k = 0;
+        while ((size_t)SL__MID_MIN << k < len)
+            k++;
+        uint32_t cap = (uint32_t)SL__MID_MIN << k;
+        if (c->mid_pool[k]) {
+            m = c->mid_pool[k];
+            c->mid_pool[k] = m->next;
+            c->mid_bytes -= cap;
+        } else {
+            m = sl__alloc(c, sizeof(sl__msg) + cap);
+            if (!m)
+                return NULL;
+            m->cap = cap;
+        }
     } else {
         m = sl__alloc(c, sizeof(sl__msg) + len);
         if (!m)
@@ -89,12 +104,31 @@ static sl__msg *msg_new(sl_core *c, size_t len)
     return m;
 }
 
+/* The mid pool a block of `cap` bytes belongs to, or -1. Blocks for larger
+ * payloads have cap == len > SL__MID_MAX, so the sizes cannot be confused. */
+static int mid_class_of(uint32_t cap)
+{
+    if (cap < SL__MID_MIN || cap > SL__MID_MAX || (cap & (cap - 1)))
+        return -1;
+    int k = 0;
+    while ((uint32_t)SL__MID_MIN << k != cap)
+        k++;
+    return k;
+}
+
 static void msg_free(sl_core *c, sl__msg *m)
 {
     if (m->cap == SL__SMALL_CAP && c->pool_len < SL__POOL_MAX) {
         m->next = c->pool;
         c->pool = m;
         c->pool_len++;
+        return;
+    }
+    int k = m->cap == SL__SMALL_CAP ? -1 : mid_class_of(m->cap);
+    if (k >= 0 && c->mid_bytes + m->cap <= SL__MID_POOL_BYTES) {
+        m->next = c->mid_pool[k];
+        c->mid_pool[k] = m;
+        c->mid_bytes += m->cap;
     } else {
         sl__free(c, m);
     }
@@ -940,6 +974,13 @@ void sl_core_del(sl_core *c)
         sl__msg *m = c->pool;
         c->pool = m->next;
         sl__free(c, m);
+    }
+    for (int k = 0; k < SL__MID_CLASSES; k++) {
+        while (c->mid_pool[k]) {
+            sl__msg *m = c->mid_pool[k];
+            c->mid_pool[k] = m->next;
+            sl__free(c, m);
+        }
     }
     sl__free(c, c->heap);
     sl__idtab_fini(&c->actors);

@@ -13,6 +13,18 @@
 #define SL__SMALL_CAP 168
 /* At most this many free message blocks are kept for reuse. */
 #define SL__POOL_MAX 8192
+/*
+ * Payloads above SL__SMALL_CAP and up to SL__MID_MAX bytes live in blocks
+ * whose payload room is a power of two from SL__MID_MIN (one free list per
+ * size), kept for reuse while the free ones hold at most SL__MID_POOL_BYTES
+ * of payload room. Without them a mailbox's worth of 1 KiB messages (remote
+ * sends, 4096 by default) was malloc()ed and freed in bursts, and glibc
+ * grew and trimmed its heap (brk, page faults) on every burst.
+ */
+#define SL__MID_MIN 512
+#define SL__MID_MAX 4096
+#define SL__MID_CLASSES 4 /* 512, 1024, 2048, 4096 */
+#define SL__MID_POOL_BYTES ((size_t)8 << 20)
 
 /* A queued message: the public view plus the queue link and inline payload. */
 typedef struct sl__msg {
@@ -113,6 +125,8 @@ struct sl_core {
     uint32_t heap_len, heap_cap;
     sl__msg *pool;
     uint32_t pool_len;
+    sl__msg *mid_pool[SL__MID_CLASSES]; /* free blocks of SL__MID_MIN << i bytes of room */
+    size_t mid_bytes;                   /* payload room held by the mid pools */
     bool in_run;
     bool shutting_down;
     bool wake_pending;

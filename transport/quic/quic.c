@@ -60,6 +60,7 @@
 #define TX_BATCH 32         /* packets per sendmmsg */
 #define WRITE_BUDGET 64     /* packets one connection may build per flush turn */
 #define CHUNK_MIN 16384     /* minimum size of a send-buffer chunk */
+#define CHUNK_CACHE 256     /* free CHUNK_MIN chunks kept per endpoint (4 MiB) */
 #define MAX_DGRAM_QUEUE 1024
 #define APP_ABUSE 0x5354    /* application close code for an abusive peer */
 
@@ -187,6 +188,11 @@ struct q_transport {
     } tx;
     bool tx_blocked;
     bool gso;                /* UDP_SEGMENT works (until the kernel says no) */
+    /* Acknowledged CHUNK_MIN chunks kept for the next writes: a sender
+     * streaming small messages otherwise malloc()s and frees 16 KiB per
+     * 16 KiB sent, and glibc grows and trims its heap (page faults). */
+    struct chunk *free_chunks;
+    uint32_t nfree_chunks;
     uint8_t (*rx)[RX_BUF];   /* RX_BATCH receive buffers (1 MiB, allocated once) */
     sl__wt_server *wt;       /* WebTransport server for "h3" connections, or NULL */
 };
@@ -264,6 +270,33 @@ static void q_free(q_transport *t, void *p)
 }
 
 /* ngtcp2's allocator hooks call ours. */
+/* A send-buffer chunk with room for `cap` bytes (from the cache if CHUNK_MIN). */
+static chunk *chunk_get(q_transport *t, size_t cap)
+{
+    if (cap == CHUNK_MIN && t->free_chunks) {
+        chunk *k = t->free_chunks;
+        t->free_chunks = k->next;
+        t->nfree_chunks--;
+        return k;
+    }
+    chunk *k = q_alloc(t, sizeof *k + cap);
+    if (k)
+        k->cap = cap;
+    return k;
+}
+
+/* Release a chunk: CHUNK_MIN ones to the cache while it has room. */
+static void chunk_put(q_transport *t, chunk *k)
+{
+    if (k->cap == CHUNK_MIN && t->nfree_chunks < CHUNK_CACHE) {
+        k->next = t->free_chunks;
+        t->free_chunks = k;
+        t->nfree_chunks++;
+        return;
+    }
+    q_free(t, k);
+}
+
 static void *nm_malloc(size_t n, void *ud) { return ((sl_mem *)ud)->malloc(n, ((sl_mem *)ud)->ud); }
 static void nm_free(void *p, void *ud)
 {
@@ -435,7 +468,7 @@ static void stream_free(q_conn *c, q_stream *s)
     c->buffered -= (size_t)(s->write_off - s->acked_off);
     for (chunk *k = s->head; k;) {
         chunk *n = k->next;
-        q_free(t, k);
+        chunk_put(t, k);
         k = n;
     }
     q_free(t, s);
@@ -1070,7 +1103,7 @@ static int acked_cb(ngtcp2_conn *q, int64_t id, uint64_t offset, uint64_t len, v
         s->head = k->next;
         if (s->tail == k)
             s->tail = NULL;
-        q_free(c->t, k);
+        chunk_put(c->t, k);
     }
     notify_writable(c, s);
     return 0;
@@ -1148,7 +1181,7 @@ static void peer_stopped(q_conn *c, q_stream *s)
     c->buffered -= held;
     for (chunk *k = s->head; k;) {
         chunk *n = k->next;
-        q_free(c->t, k);
+        chunk_put(c->t, k);
         k = n;
     }
     s->head = s->tail = s->send = NULL;
@@ -2081,6 +2114,11 @@ static void q_del(sl_transport *bt)
     if (t->fd >= 0)
         close(t->fd);
     q_free(t, t->rx);
+    while (t->free_chunks) {
+        chunk *k = t->free_chunks;
+        t->free_chunks = k->next;
+        q_free(t, k);
+    }
     sl__map_fini(&t->cids);
     sl__map_fini(&t->per_addr);
     sl__map_fini(&t->replay);
@@ -2311,7 +2349,7 @@ static int q_stream_write(sl_stream *bs, const void *data, size_t len, size_t *b
     }
     if (left) {
         size_t cap = left < CHUNK_MIN ? CHUNK_MIN : left;
-        chunk *k = q_alloc(c->t, sizeof *k + cap);
+        chunk *k = chunk_get(c->t, cap);
         if (!k) {
             /* Undo the part copied into the tail chunk (if there was one:
              * a stream's first write has none). */
@@ -2322,7 +2360,6 @@ static int q_stream_write(sl_stream *bs, const void *data, size_t len, size_t *b
         k->next = NULL;
         k->off = s->write_off + (len - left);
         k->len = left;
-        k->cap = cap;
         memcpy(k->data, p, left);
         if (s->tail)
             s->tail->next = k;
