@@ -1181,6 +1181,24 @@ int sl_core_send(sl_core *c, sl_id to, uint32_t type, int prio, const void *data
 
 static sl__ref *find_link(sl_actor *a, sl_id other);
 
+/* Queue an answer (REPLY, CHUNK, END, FAIL) to the pending ask `r` of the
+ * local asker `a`; a final answer ends the ask. Bypasses the mailbox bound
+ * (the caller applies it to CHUNKs). Returns SL_OK or SL_ERR_NOMEM. */
+static int answer_local(sl_core *c, sl_id from, sl_actor *a, sl__ref *r, uint8_t kind,
+                        uint8_t prio, uint32_t type, int32_t status, const void *data, size_t len)
+{
+    sl__msg *m = msg_make(c, from, id_of(c, a), kind, prio, type, r->id, data, len);
+    if (!m)
+        return SL_ERR_NOMEM;
+    m->m.status = status;
+    mq_push(a, m);
+    c->st.sent++;
+    schedule(c, a);
+    if (kind != SL_KIND_CHUNK)
+        ref_free(c, r);
+    return SL_OK;
+}
+
 /* A name as a msgpack str (fixstr, str8, str16) into buf (NUL-terminated). */
 static int read_name(const uint8_t *d, size_t len, char *buf, size_t cap)
 {
@@ -1242,15 +1260,7 @@ static int registry_answer(sl_core *c, sl_id asker, uint64_t corr, uint8_t prio,
     sl__ref *r = sl__map_get(&c->refs, corr);
     if (!a || !r || r->kind != SL__REF_ASK || r->owner != a)
         return SL_OK;
-    sl__msg *m = msg_make(c, me, asker, kind, prio, type, corr, out, olen);
-    if (!m)
-        return SL_ERR_NOMEM;
-    m->m.status = status;
-    mq_push(a, m);
-    c->st.sent++;
-    schedule(c, a);
-    ref_free(c, r);
-    return SL_OK;
+    return answer_local(c, me, a, r, kind, prio, type, status, out, olen);
 }
 
 int sl_ask_whereis(sl_actor *self, uint64_t node, const char *name, uint64_t timeout_ms,
@@ -1682,16 +1692,7 @@ static int reply_kind(sl_actor *self, sl_req req, uint8_t kind, uint32_t type, c
         asker->rejected++;
         return SL_ERR_MAILBOX_FULL;
     }
-    sl__msg *m = msg_make(c, id_of(c, self), req.asker, kind, prio, type, req.corr, data, len);
-    if (!m)
-        return SL_ERR_NOMEM;
-    m->m.status = status;
-    mq_push(asker, m);
-    c->st.sent++;
-    schedule(c, asker);
-    if (kind != SL_KIND_CHUNK)
-        ref_free(c, r);
-    return SL_OK;
+    return answer_local(c, id_of(c, self), asker, r, kind, prio, type, status, data, len);
 }
 
 int sl_reply(sl_actor *self, sl_req req, uint32_t type, const void *data, size_t len)

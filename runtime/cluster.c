@@ -342,8 +342,14 @@ static int lane_write(sl__cluster *k, lane *ln, const uint8_t *frame, size_t len
 
 /* --------------------------------------------------------- encoding */
 
-/* Encode `m` as one frame (header + envelope) into k->buf; *len = size. */
-static int encode(sl__cluster *k, const plink *l, const sl_msg *m, bool framed, size_t *len)
+/* Encode `m` into k->buf: one frame (varint length + envelope) or, for a
+ * datagram, the bare envelope. *out and *len say where it is. One pass: the
+ * envelope is written after room for the longest header, and the header,
+ * whose width depends on the envelope's length, goes right before it. */
+#define HDR_MAX 8
+
+static int encode(sl__cluster *k, const plink *l, const sl_msg *m, bool framed,
+                  const uint8_t **out, size_t *len)
 {
     sl_envelope e;
     memset(&e, 0, sizeof e);
@@ -357,7 +363,7 @@ static int encode(sl__cluster *k, const plink *l, const sl_msg *m, bool framed, 
     e.code = m->code;
     e.len = m->len;
     e.data = m->data;
-    size_t need = sl_envelope_max_size(m->len) + 16;
+    size_t need = sl_envelope_max_size(m->len) + HDR_MAX;
     if (need > k->cap) {
         uint8_t *nb = k->mem.realloc(k->buf, need, k->mem.ud);
         if (!nb)
@@ -365,17 +371,22 @@ static int encode(sl__cluster *k, const plink *l, const sl_msg *m, bool framed, 
         k->buf = nb;
         k->cap = need;
     }
+    size_t wrote = 0;
+    uint8_t *env = k->buf + HDR_MAX;
+    int rc = sl_envelope_encode(&e, l->node, k->node, env, k->cap - HDR_MAX, &wrote);
+    if (rc)
+        return rc;
     size_t hlen = 0;
     if (framed) {
-        size_t elen = sl_envelope_encoded_size(&e, l->node, k->node);
-        int rc = sl_frame_write_header(elen, k->buf, k->cap, &hlen);
+        uint8_t hdr[HDR_MAX];
+        rc = sl_frame_write_header(wrote, hdr, sizeof hdr, &hlen);
         if (rc)
             return rc;
+        memcpy(env - hlen, hdr, hlen);
     }
-    size_t wrote = 0;
-    int rc = sl_envelope_encode(&e, l->node, k->node, k->buf + hlen, k->cap - hlen, &wrote);
+    *out = env - hlen;
     *len = hlen + wrote;
-    return rc;
+    return SL_OK;
 }
 
 static void msg_of(sl_msg *m, const sl_envelope *e)
@@ -509,32 +520,33 @@ int sl__cluster_send(sl__cluster *k, const sl_msg *m)
     if (m->kind == SL_KIND_CANCEL)
         return cancel_ask(k, m->corr);
     size_t n;
+    const uint8_t *f;
     bool dgram = m->flags & SL_MSG_UNRELIABLE;
     if (dgram && m->len > sl__cluster_unreliable_max(k, m->to.node))
         return SL_ERR_MSG_TOO_BIG; /* the documented bound, whatever the ids */
-    int rc = encode(k, l, m, !dgram, &n);
+    int rc = encode(k, l, m, !dgram, &f, &n);
     if (rc)
         return rc;
     if (dgram) {
-        rc = sl_datagram_send(l->c, k->buf, n);
+        rc = sl_datagram_send(l->c, f, n);
         if (rc == SL_OK)
             k->st.datagrams_sent++;
         return rc == SL_ERR_CLOSED ? SL_ERR_NOCONN : rc == SL_ERR_UNSUPPORTED ? SL_ERR_MSG_TOO_BIG : rc;
     }
     switch (m->kind) {
     case SL_KIND_SEND:
-        return send_lane(k, l, m, k->buf, n);
+        return send_lane(k, l, m, f, n);
     case SL_KIND_ASK:
-        return send_ask(k, l, m, k->buf, n);
+        return send_ask(k, l, m, f, n);
     case SL_KIND_REPLY:
     case SL_KIND_CHUNK:
     case SL_KIND_END:
     case SL_KIND_FAIL:
-        return send_answer(k, m, k->buf, n);
+        return send_answer(k, m, f, n);
     default: /* signals: the control stream */
         if (!l->ctl)
             return SL_ERR_NOCONN;
-        return lane_write(k, l->ctl, k->buf, n, m->from);
+        return lane_write(k, l->ctl, f, n, m->from);
     }
 }
 
@@ -585,7 +597,8 @@ static void answer_fail(sl__cluster *k, lane *ln, const sl_envelope *e, int err)
     f.corr = e->corr;
     f.status = err;
     size_t n;
-    if (encode(k, ln->l, &f, true, &n) == SL_OK && sl_stream_write(ln->s, k->buf, n, NULL) == SL_OK)
+    const uint8_t *fr;
+    if (encode(k, ln->l, &f, true, &fr, &n) == SL_OK && sl_stream_write(ln->s, fr, n, NULL) == SL_OK)
         sl_stream_finish(ln->s);
     else
         sl_stream_reset(ln->s, E_CANCELLED);
@@ -991,7 +1004,6 @@ static void on_closed(sl_conn *c, const sl_close_info *why, void *ud)
 
 static void on_stream_open(sl_stream *s, void *ud)
 {
-    sl__cluster *k = ud;
     plink *l = sl_conn_data(sl_stream_conn(s));
     if (!l) {
         sl_stream_stop_sending(s, E_PROTOCOL);
@@ -1004,7 +1016,7 @@ static void on_stream_open(sl_stream *s, void *ud)
         if (bidi)
             sl_stream_reset(s, E_NOMEM);
     }
-    (void)k;
+    (void)ud;
 }
 
 static void on_stream_data(sl_stream *s, const uint8_t *data, size_t len, bool fin, void *ud)
