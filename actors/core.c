@@ -630,6 +630,16 @@ int sl_core_new(const sl_core_settings *settings, sl_core **out)
 uint64_t sl_core_now(const sl_core *c) { return c->now; }
 void *sl_core_data(const sl_core *c) { return c->set.ud; }
 uint64_t sl_core_node_id(const sl_core *c) { return c->set.node_id; }
+
+int sl__core_set_node_id(sl_core *c, uint64_t node)
+{
+    if (c->set.node_id == node)
+        return SL_OK;
+    if (c->actors.count || c->st.spawned)
+        return SL_ERR_INVAL;
+    c->set.node_id = node;
+    return SL_OK;
+}
 size_t sl_core_alive(const sl_core *c) { return c->actors.count; }
 bool sl_core_has_work(const sl_core *c) { return c->rq_head != NULL || c->stop_head != NULL; }
 
@@ -1460,7 +1470,8 @@ size_t sl__core_node_down(sl_core *c, uint64_t node, int err, int reason)
     /* Collect first: ending a record changes the map. Bounded by the map. */
     for (size_t i = 0; i < c->refs.cap; i++) {
         sl__ref *r = c->refs.slots[i].key ? c->refs.slots[i].val : NULL;
-        if (!r || r->target.node != node || node == c->set.node_id)
+        if (!r || r->target.node == c->set.node_id ||
+            (node != SL__NODE_ALL && r->target.node != node))
             continue;
         if (r->kind == SL__REF_ASK) {
             deliver_sys(c, r->owner, r->target, SL_KIND_FAIL, r->prio, r->id, err, 0);
@@ -1483,7 +1494,7 @@ size_t sl__core_node_down(sl_core *c, uint64_t node, int err, int reason)
     }
     for (size_t i = 0; i < c->rasks.cap; i++) {
         sl__ref *r = c->rasks.slots[i].key ? c->rasks.slots[i].val : NULL;
-        if (!r || r->target.node != node)
+        if (!r || (node != SL__NODE_ALL && r->target.node != node))
             continue;
         ref_free(c, r); /* nobody to answer or to tell any more */
         i--;

@@ -31,7 +31,13 @@ int sl__core_inject(sl_core *c, const sl_msg *m, unsigned how);
  * A remote node is gone (connection lost): every pending ask of a local
  * actor to an actor on `node` fails at once with FAIL(status = err), and
  * monitors of actors there fire DOWN(reason). Returns how many were ended.
+ * SL__NODE_ALL: every node but this one (a browser node lost its gateway,
+ * through which it reached all of them).
  */
+#define SL__NODE_ALL UINT64_MAX
 size_t sl__core_node_down(sl_core *c, uint64_t node, int err, int reason);
+/* A browser node learns its id from its gateway before any actor exists:
+ * SL_OK, or SL_ERR_INVAL once actors were spawned (their ids carry the old one). */
+int sl__core_set_node_id(sl_core *c, uint64_t node);
 
 #endif

@@ -34,6 +34,7 @@
 #include "actors/inject.h"
 #include "actors/map.h"
 #include "runtime/cluster.h"
+#include "starling/pack.h"
 #include "starling/schema.h"
 
 /* First byte of a uni stream. */
@@ -46,7 +47,25 @@ enum {
     E_CANCELLED = 0x12, /* the ask was cancelled or timed out */
     E_NOMEM = 0x13,
     E_DUPLICATE = 0x14, /* connection: another one to the same node is kept */
-    E_NOCERT = 0x15
+    E_NOCERT = 0x15,
+    E_FORBIDDEN = 0x16, /* a browser node addressed what was not exposed to it */
+    E_HELLO = 0x17      /* a browser session without a valid HELLO, or its id is taken */
+};
+
+/* What is at the other end of a connection (see "Browsers" in runtime/README.md). */
+enum {
+    LK_NODE = 0, /* a native node: mutual TLS, its node id from its key */
+    LK_BROWSER,  /* we are its gateway: a WebTransport session, id assigned by us */
+    LK_GATEWAY   /* we are a browser node: our one link, the route to every node */
+};
+
+/* sl_envelope.type of SL_KIND_NODE envelopes (control streams only). */
+enum {
+    NT_HELLO = 1,      /* browser -> gateway: [wanted id or 0] */
+    NT_WELCOME = 2,    /* gateway -> browser: [gateway id, your id, exposed] */
+    NT_EXPOSE = 3,     /* gateway -> browser: [exposed] (the whole list again) */
+    NT_ROUTE_UP = 4,   /* gateway -> node: [browser ids reached through me] */
+    NT_ROUTE_DOWN = 5  /* gateway -> node: [browser ids gone] */
 };
 
 /* Roles of a stream. */
@@ -63,6 +82,11 @@ enum {
 #define PIECE ((size_t)256 * 1024) /* bytes handed to the transport per write of a big message */
 
 typedef struct plink plink;
+
+typedef struct sl__expose {
+    char name[SL_NAME_MAX + 1];
+    sl_id id;
+} sl__expose;
 
 typedef struct lane {
     plink *l;
@@ -84,6 +108,11 @@ typedef struct lane {
     size_t pend_len, pend_off;
     sl_id *waiters; /* senders told SL_ERR_AGAIN */
     uint32_t nwait, wcap;
+    /* forwarding (gateway) */
+    struct lane *pipe;    /* an ask relayed between two links: the other half */
+    struct lane *fw_head; /* inbound lanes paused until this one drains */
+    struct lane *fw_on;   /* the lane this one waits for ... */
+    struct lane *fw_next; /* ... and the next waiting for it */
     /* receiving */
     sl_frame_reader fr;
     bool fr_on;
@@ -98,6 +127,8 @@ struct plink {
     sl__cluster *k;
     sl_conn *c;
     uint64_t node;
+    uint8_t kind;  /* LK_* */
+    bool welcomed; /* browser links: HELLO/WELCOME done, `node` is valid */
     bool current; /* the connection that carries traffic for `node` */
     bool ctl_in_seen;
     lane *ctl;
@@ -128,6 +159,12 @@ struct sl__cluster {
     sl__map asks_out;  /* our ask id -> lane */
     sl__map asks_in;   /* (asker, ask id) key -> lane */
     sl__map paused;    /* receiver local id -> first paused lane */
+    sl__map routes;    /* browser node id -> the link of its gateway (native nodes) */
+    plink *uplink;     /* a browser node: the link to its gateway, once welcomed */
+    bool welcomed_once; /* a browser node: asks for the same id when it reconnects */
+    bool gateway;      /* WebTransport sessions are browser nodes we route for */
+    sl__expose *expo;  /* gateway: what browser nodes may address; browser: what it was told */
+    size_t nexpo, expo_cap;
     uint64_t resuming; /* receiver whose paused lanes sl__cluster_room() is feeding */
     dial *dials;
     uint8_t *buf;      /* encode buffer */
@@ -168,7 +205,62 @@ static uint64_t ask_key(sl_id asker, uint64_t corr)
     return h ? h : 1;
 }
 
-static uint64_t lane_key(sl_id to, uint8_t prio) { return (to.local << 3) | prio; }
+/* Outbound lanes of a link by (receiver, class). A gateway's link carries
+ * lanes to several nodes' actors, so the key mixes the whole id; a lookup
+ * probes a few keys and checks the lane's receiver (lane_find). */
+static uint64_t lane_key(sl_id to, uint8_t prio)
+{
+    uint64_t h = ((to.local << 3) | prio) ^ (to.node * 0x9E3779B97F4A7C15ull);
+    return h ? h : 1;
+}
+
+#define LANE_PROBES 8
+
+/* The open lane to (to, prio) on `l`, or NULL and in *free_key a key to
+ * file a new one under (0: none free, treated as out of memory). */
+static struct lane *lane_find(const plink *l, sl_id to, uint8_t prio, uint64_t *free_key);
+
+/* The link that reaches `node`: a peer node, a browser node we are the
+ * gateway of, a browser node behind a gateway we are connected to, or, on
+ * a browser node, its gateway for everything else. */
+static plink *link_for(const sl__cluster *k, uint64_t node)
+{
+    plink *l = sl__map_get(&k->peers, node);
+    if (!l)
+        l = sl__map_get(&k->routes, node);
+    if (!l && k->uplink && node != k->node)
+        l = k->uplink;
+    return l;
+}
+
+static bool is_exposed(const sl__cluster *k, sl_id id)
+{
+    for (size_t i = 0; i < k->nexpo; i++)
+        if (sl_id_eq(k->expo[i].id, id))
+            return true;
+    return false;
+}
+
+/* What a browser node may send to `to` outside itself: asks, messages and
+ * monitors to exposed actors; answers, DOWN and EXIT (to those who asked,
+ * monitored or linked it); never LINK or STOP. Checked on both ends: the
+ * browser's own node refuses at once, its gateway enforces it. */
+static int browser_may(const sl__cluster *k, uint8_t kind, sl_id to)
+{
+    switch (kind) {
+    case SL_KIND_SEND:
+    case SL_KIND_ASK:
+    case SL_KIND_MONITOR:
+        return is_exposed(k, to) ? SL_OK : SL_ERR_FORBIDDEN;
+    case SL_KIND_LINK:
+    case SL_KIND_UNLINK:
+    case SL_KIND_STOP:
+    case SL_KIND_NODE:
+        return SL_ERR_FORBIDDEN;
+    default:
+        return SL_OK;
+    }
+}
 
 /* ----------------------------------------------------------- lanes */
 
@@ -197,6 +289,8 @@ static lane *lane_new(plink *l, sl_stream *s, uint8_t role, uint8_t prio)
 }
 
 static void unpause(sl__cluster *k, lane *ln);
+static void pipe_cut(sl__cluster *k, lane *ln, uint64_t code);
+static void fw_resume(sl__cluster *k, lane *on);
 
 /* Forget a lane (its stream closed, or its connection went). */
 static void lane_free(sl__cluster *k, lane *ln)
@@ -211,8 +305,14 @@ static void lane_free(sl__cluster *k, lane *ln)
     }
     if (ln->blocked)
         unpause(k, ln);
+    if (ln->pipe)
+        pipe_cut(k, ln, E_CANCELLED);
     if (l->ctl == ln)
         l->ctl = NULL;
+    /* Lanes waiting to relay through this one go on: it is out of every
+     * map now, so their envelopes find another lane, or are dropped when
+     * the node is gone. */
+    fw_resume(k, ln);
     if (ln->prev)
         ln->prev->next = ln->next;
     else
@@ -254,6 +354,7 @@ static void lane_fail(sl__cluster *k, lane *ln, const char *what, int err)
     say(k, ln->l, what, err);
     ln->dead = true;
     ask_out_fail(k, ln, err == SL_ERR_NOMEM ? SL_ERR_NOMEM : SL_ERR_PROTO);
+    pipe_cut(k, ln, E_PROTOCOL);
     if (ln->role == R_ASK_IN || ln->role == R_ASK_OUT)
         sl_stream_reset(ln->s, err == SL_ERR_DECODE_TOO_BIG ? E_TOO_BIG : E_PROTOCOL);
     sl_stream_stop_sending(ln->s, err == SL_ERR_DECODE_TOO_BIG ? E_TOO_BIG : E_PROTOCOL);
@@ -432,15 +533,34 @@ static int open_stream(plink *l, bool bidi, uint8_t prio, uint8_t role, lane **o
     return SL_OK;
 }
 
-static int send_lane(sl__cluster *k, plink *l, const sl_msg *m, const uint8_t *f, size_t n)
+static lane *lane_find(const plink *l, sl_id to, uint8_t prio, uint64_t *free_key)
 {
-    uint64_t key = lane_key(m->to, m->prio);
-    lane *ln = sl__map_get(&l->lanes_out, key);
+    uint64_t key = lane_key(to, prio);
+    *free_key = 0;
+    for (int i = 0; i < LANE_PROBES; i++, key = key + 1 ? key + 1 : 1) {
+        lane *ln = sl__map_get(&l->lanes_out, key);
+        if (!ln) {
+            *free_key = key;
+            return NULL;
+        }
+        if (ln->prio == prio && sl_id_eq(ln->to, to))
+            return ln;
+    }
+    return NULL;
+}
+
+/* The lane to (to, prio) on `l`, opened if need be. */
+static int lane_out(sl__cluster *k, plink *l, sl_id to, uint8_t prio, lane **out)
+{
+    uint64_t key;
+    lane *ln = lane_find(l, to, prio, &key);
     if (!ln) {
-        int rc = open_stream(l, false, m->prio, R_LANE_OUT, &ln);
+        if (!key)
+            return SL_ERR_NOMEM;
+        int rc = open_stream(l, false, prio, R_LANE_OUT, &ln);
         if (rc)
             return rc;
-        ln->to = m->to;
+        ln->to = to;
         ln->key = key;
         if (sl__map_put(&l->lanes_out, key, ln) != SL_OK) {
             ln->key = 0;
@@ -449,7 +569,15 @@ static int send_lane(sl__cluster *k, plink *l, const sl_msg *m, const uint8_t *f
         }
         k->st.lanes_opened++;
     }
-    return lane_write(k, ln, f, n, m->from);
+    *out = ln;
+    return SL_OK;
+}
+
+static int send_lane(sl__cluster *k, plink *l, const sl_msg *m, const uint8_t *f, size_t n)
+{
+    lane *ln;
+    int rc = lane_out(k, l, m->to, m->prio, &ln);
+    return rc ? rc : lane_write(k, ln, f, n, m->from);
 }
 
 static int send_ask(sl__cluster *k, plink *l, const sl_msg *m, const uint8_t *f, size_t n)
@@ -510,15 +638,9 @@ static int cancel_ask(sl__cluster *k, uint64_t corr)
     return SL_OK;
 }
 
-int sl__cluster_send(sl__cluster *k, const sl_msg *m)
+/* Encode `m` for `l` and put it where its kind goes. */
+static int send_on(sl__cluster *k, plink *l, const sl_msg *m)
 {
-    if (m->len > k->max_message)
-        return SL_ERR_MSG_TOO_BIG;
-    plink *l = sl__map_get(&k->peers, m->to.node);
-    if (!l)
-        return SL_ERR_NOCONN;
-    if (m->kind == SL_KIND_CANCEL)
-        return cancel_ask(k, m->corr);
     size_t n;
     const uint8_t *f;
     bool dgram = m->flags & SL_MSG_UNRELIABLE;
@@ -550,9 +672,26 @@ int sl__cluster_send(sl__cluster *k, const sl_msg *m)
     }
 }
 
+int sl__cluster_send(sl__cluster *k, const sl_msg *m)
+{
+    if (m->len > k->max_message)
+        return SL_ERR_MSG_TOO_BIG;
+    plink *l = link_for(k, m->to.node);
+    if (!l)
+        return SL_ERR_NOCONN;
+    if (m->kind == SL_KIND_CANCEL)
+        return cancel_ask(k, m->corr);
+    if (l->kind == LK_GATEWAY) {
+        int rc = browser_may(k, m->kind, m->to);
+        if (rc)
+            return rc;
+    }
+    return send_on(k, l, m);
+}
+
 size_t sl__cluster_unreliable_max(const sl__cluster *k, uint64_t node)
 {
-    plink *l = sl__map_get(&k->peers, node);
+    plink *l = link_for(k, node);
     if (!l)
         return 0;
     size_t max = sl_datagram_max(l->c);
@@ -564,25 +703,47 @@ size_t sl__cluster_unreliable_max(const sl__cluster *k, uint64_t node)
 
 enum { FR_OK = 0, FR_PAUSE = 1, FR_DEAD = 2 };
 
-/* Check an envelope's addressing: the sender is the peer's (or nobody), the
- * receiver is ours. */
+/* Check an envelope's addressing. A node speaks for its own actors (and a
+ * gateway also for the browser nodes behind it) and sends to ours (a
+ * gateway also to the browser nodes it serves); a browser node speaks for
+ * its own actors and addresses ours or any node's exposed actors; a
+ * gateway speaks for anyone to us. Nothing else is forwarded. */
 static int check_addr(const sl__cluster *k, const plink *l, const sl_envelope *e)
 {
-    if (e->from.local != 0 && e->from.node != l->node)
+    if (e->to.local == 0)
+        return SL_ERR_FORBIDDEN;
+    if (l->kind == LK_GATEWAY)
+        return e->to.node == k->node ? SL_OK : SL_ERR_FORBIDDEN;
+    if (e->from.local != 0 && e->from.node != l->node &&
+        (l->kind != LK_NODE || sl__map_get(&k->routes, e->from.node) != l))
         return SL_ERR_FORBIDDEN; /* a peer speaks only for its own actors */
-    if (e->to.node != k->node || e->to.local == 0)
-        return SL_ERR_FORBIDDEN; /* no forwarding through us */
-    return SL_OK;
+    if (l->kind == LK_BROWSER) {
+        if (!l->welcomed)
+            return SL_ERR_FORBIDDEN;
+        return browser_may(k, e->kind, e->to);
+    }
+    if (e->to.node == k->node)
+        return SL_OK;
+    const plink *o = sl__map_get(&k->peers, e->to.node);
+    return o && o->kind == LK_BROWSER ? SL_OK : SL_ERR_FORBIDDEN; /* we are its gateway */
 }
 
-/* Decode exactly one envelope from the peer of `l` and check its addressing. */
-static int decode(const sl__cluster *k, const plink *l, const uint8_t *data, size_t len,
-                  sl_envelope *e)
+/* Decode exactly one envelope from the peer of `l`. */
+static int decode_only(const sl__cluster *k, const plink *l, const uint8_t *data, size_t len,
+                       sl_envelope *e)
 {
     size_t used = 0;
     int rc = sl_envelope_decode(data, len, k->node, l->node, &k->lim, e, &used);
     if (rc == SL_OK && used != len)
         rc = SL_ERR_DECODE_TRAILING;
+    return rc;
+}
+
+/* ... and check its addressing. */
+static int decode(const sl__cluster *k, const plink *l, const uint8_t *data, size_t len,
+                  sl_envelope *e)
+{
+    int rc = decode_only(k, l, data, len, e);
     return rc ? rc : check_addr(k, l, e);
 }
 
@@ -605,6 +766,9 @@ static void answer_fail(sl__cluster *k, lane *ln, const sl_envelope *e, int err)
 }
 
 static int pause_for(sl__cluster *k, lane *ln);
+static int node_msg(sl__cluster *k, lane *ln, const sl_envelope *e);
+static int forbidden(sl__cluster *k, lane *ln, const sl_envelope *e);
+static int forward(sl__cluster *k, lane *in, const sl_envelope *e, const sl_msg *m);
 
 /* One frame from a stream or datagram. Returns FR_OK, FR_PAUSE (mailbox
  * full: keep this frame), FR_DEAD (stream closed for an error). */
@@ -612,11 +776,21 @@ static int on_frame(sl__cluster *k, lane *ln, const uint8_t *frame, size_t len)
 {
     plink *l = ln->l;
     sl_envelope e;
-    int rc = decode(k, l, frame, len, &e);
+    int rc = decode_only(k, l, frame, len, &e);
+    if (rc == SL_OK && e.kind == SL_KIND_NODE) {
+        if (ln->role == R_CTL_IN)
+            return node_msg(k, ln, &e);
+        rc = SL_ERR_PROTO;
+    } else if (rc == SL_OK) {
+        rc = check_addr(k, l, &e);
+        if (rc == SL_ERR_FORBIDDEN && l->kind == LK_BROWSER && l->welcomed)
+            return forbidden(k, ln, &e);
+    }
     if (rc) {
         lane_fail(k, ln, "envelope refused, stream closed", rc);
         return FR_DEAD;
     }
+    bool fwd = e.to.node != k->node; /* we are a gateway and relay it */
     sl_msg m;
     msg_of(&m, &e);
     unsigned how = SL__INJECT_FLOW;
@@ -644,7 +818,7 @@ static int on_frame(sl__cluster *k, lane *ln, const uint8_t *frame, size_t len)
         ln->to = e.to;
         ln->asker = e.from;
         ln->corr = e.corr;
-        if (!ln->key) {
+        if (!ln->key && !fwd) {
             /* Known before the core sees it: an answer may come at once. */
             uint64_t key = ask_key(ln->asker, ln->corr);
             if (sl__map_get(&k->asks_in, key)) { /* the same ask twice */
@@ -669,6 +843,8 @@ static int on_frame(sl__cluster *k, lane *ln, const uint8_t *frame, size_t len)
     default:
         return FR_DEAD;
     }
+    if (fwd)
+        return forward(k, ln, &e, &m);
     /* Paused lanes for this receiver go first: FIFO holds across them. */
     if (how == SL__INJECT_FLOW && k->resuming != m.to.local && sl__map_get(&k->paused, m.to.local))
         return pause_for(k, ln);
@@ -745,9 +921,20 @@ static int pause_for(sl__cluster *k, lane *ln)
     return FR_PAUSE;
 }
 
-/* Take a lane off its receiver's paused list. */
+/* Take a lane off its receiver's paused list (or the list of the lane it
+ * waits for, when it relays). */
 static void unpause(sl__cluster *k, lane *ln)
 {
+    if (ln->fw_on) {
+        lane **pp = &ln->fw_on->fw_head;
+        while (*pp && *pp != ln)
+            pp = &(*pp)->fw_next;
+        if (*pp)
+            *pp = ln->fw_next;
+        ln->fw_on = ln->fw_next = NULL;
+        ln->blocked = false;
+        return;
+    }
     lane *head = sl__map_get(&k->paused, ln->to.local);
     if (head == ln) {
         if (ln->bnext)
@@ -836,6 +1023,435 @@ void sl__cluster_room(sl__cluster *k, sl_id actor)
     k->resuming = outer;
 }
 
+/* ------------------------------------------------------------ gateway */
+
+/* `in` waits until `on` (where its next envelope goes) drains. */
+static int fw_pause(sl__cluster *k, lane *in, lane *on)
+{
+    in->blocked = true;
+    in->fw_on = on;
+    in->fw_next = NULL;
+    lane **pp = &on->fw_head;
+    while (*pp)
+        pp = &(*pp)->fw_next;
+    *pp = in;
+    k->st.lanes_paused++;
+    return FR_PAUSE;
+}
+
+/* `on` drained (or is gone): the lanes waiting for it go on, in order. */
+static void fw_resume(sl__cluster *k, lane *on)
+{
+    lane *in;
+    while ((in = on->fw_head) != NULL) {
+        unpause(k, in);
+        uint8_t *h = in->held;
+        size_t hl = in->held_len;
+        in->held = NULL;
+        in->held_len = in->held_cap = 0;
+        int r = feed(k, in, h, hl);
+        c_free(k, h);
+        if (!in->dead)
+            settle(in);
+        if (r == FR_PAUSE && in->fw_on == on)
+            break; /* full again: the rest wait behind it */
+        if (in->closed && !in->blocked)
+            lane_free(k, in);
+    }
+}
+
+/* One half of a relayed ask ended without the answer: end the other half
+ * (the asker's node turns a reset into FAIL, the replier's into CANCEL). */
+static void pipe_cut(sl__cluster *k, lane *ln, uint64_t code)
+{
+    lane *p = ln->pipe;
+    if (!p)
+        return;
+    ln->pipe = p->pipe = NULL;
+    if (p->dead || !p->s)
+        return;
+    p->dead = true;
+    uint64_t c = p->role == R_ASK_IN ? code : E_CANCELLED;
+    sl_stream_reset(p->s, c);
+    sl_stream_stop_sending(p->s, c);
+    k->st.asks_cancelled++;
+}
+
+/* A browser node addressed what it may not: an ask is answered
+ * FAIL(SL_ERR_FORBIDDEN), a signal dropped, a lane closed. */
+static int forbidden(sl__cluster *k, lane *ln, const sl_envelope *e)
+{
+    k->st.forbidden++;
+    say(k, ln->l, "browser node addressed an actor not exposed to it", SL_ERR_FORBIDDEN);
+    if (ln->role == R_ASK_IN && e->kind == SL_KIND_ASK && !ln->bound && !ln->pipe &&
+        e->from.local) {
+        ln->bound = true;
+        answer_fail(k, ln, e, SL_ERR_FORBIDDEN);
+        ln->dead = true;
+        return FR_DEAD;
+    }
+    if (ln->role == R_CTL_IN)
+        return FR_OK; /* that signal is dropped; the stream goes on */
+    ln->dead = true;
+    sl_stream_stop_sending(ln->s, E_FORBIDDEN);
+    if (ln->role == R_ASK_IN)
+        sl_stream_reset(ln->s, E_FORBIDDEN);
+    return FR_DEAD;
+}
+
+/* Relay one envelope from `in` toward its receiver's node (we are the
+ * gateway of one of the two ends). Returns FR_OK, FR_PAUSE (the stream it
+ * goes on is full: `in` waits for it) or FR_DEAD. */
+static int forward(sl__cluster *k, lane *in, const sl_envelope *e, const sl_msg *m)
+{
+    plink *out = in->role == R_ASK_OUT ? (in->pipe ? in->pipe->l : NULL) : link_for(k, e->to.node);
+    if (out == in->l || (out && !out->current))
+        out = NULL;
+    lane *via = NULL;
+    int rc = SL_OK;
+    if (out) {
+        switch (in->role) {
+        case R_ASK_IN:
+            if (!in->pipe) {
+                rc = open_stream(out, true, e->prio, R_ASK_OUT, &in->pipe);
+                if (rc)
+                    break;
+                in->pipe->to = e->to;
+                in->pipe->asker = e->from;
+                in->pipe->corr = e->corr;
+                in->pipe->pipe = in;
+            }
+            via = in->pipe;
+            break;
+        case R_ASK_OUT:
+            via = in->pipe;
+            break;
+        case R_LANE_IN:
+            rc = lane_out(k, out, e->to, e->prio, &via);
+            break;
+        default:
+            via = out->ctl;
+            break;
+        }
+    }
+    if (via) {
+        const uint8_t *f;
+        size_t n;
+        rc = encode(k, out, m, true, &f, &n);
+        if (rc == SL_OK)
+            rc = lane_write(k, via, f, n, SL_ID_NONE);
+        if (rc == SL_ERR_AGAIN)
+            return fw_pause(k, in, via);
+    } else if (rc == SL_OK) {
+        rc = SL_ERR_NOCONN;
+    }
+    if (rc) {
+        k->st.fwd_failed++;
+        switch (in->role) {
+        case R_ASK_IN: /* the asker hears it now */
+            pipe_cut(k, in, E_CANCELLED);
+            answer_fail(k, in, e, rc == SL_ERR_NOMEM ? SL_ERR_NOMEM : SL_ERR_NOCONN);
+            in->dead = true;
+            return FR_DEAD;
+        case R_ASK_OUT:
+            pipe_cut(k, in, E_CANCELLED);
+            in->dead = true;
+            sl_stream_stop_sending(in->s, E_CANCELLED);
+            return FR_DEAD;
+        default:
+            if (e->kind == SL_KIND_MONITOR) { /* the watcher must not wait forever */
+                sl_msg d;
+                memset(&d, 0, sizeof d);
+                d.from = e->to;
+                d.to = e->from;
+                d.kind = SL_KIND_DOWN;
+                d.prio = SL_PRIO_CRITICAL;
+                d.corr = e->corr;
+                d.status = SL_REASON_NOCONNECTION;
+                (void)send_on(k, in->l, &d);
+            }
+            return FR_OK; /* a dead letter, like an unknown actor's */
+        }
+    }
+    k->st.forwarded++;
+    if (in->role == R_ASK_IN) {
+        in->bound = true;
+    } else if (in->role == R_ASK_OUT && e->kind != SL_KIND_CHUNK) {
+        /* The answer went through: both halves end normally. */
+        lane *p = in->pipe;
+        in->pipe = p->pipe = NULL;
+        if (p->pend)
+            p->fin_after = true;
+        else
+            sl_stream_finish(p->s);
+        sl_stream_finish(in->s);
+    }
+    return FR_OK;
+}
+
+/* A NODE control message on a control stream: pack [items...]. */
+static int send_node(sl__cluster *k, plink *l, uint32_t type, const sl_pack *p)
+{
+    if (!l->ctl)
+        return SL_ERR_NOCONN;
+    if (sl_pack_error(p))
+        return SL_ERR_NOMEM;
+    sl_msg m;
+    memset(&m, 0, sizeof m);
+    m.kind = SL_KIND_NODE;
+    m.prio = SL_PRIO_CRITICAL;
+    m.type = type;
+    m.data = sl_pack_data(p);
+    m.len = sl_pack_len(p);
+    const uint8_t *f;
+    size_t n;
+    int rc = encode(k, l, &m, true, &f, &n);
+    return rc ? rc : lane_write(k, l->ctl, f, n, SL_ID_NONE);
+}
+
+static void pack_exposed(const sl__cluster *k, sl_pack *p)
+{
+    msgpack_pack_array(&p->pk, (uint32_t)k->nexpo);
+    for (size_t i = 0; i < k->nexpo; i++) {
+        msgpack_pack_array(&p->pk, 3);
+        sl_pack_str(p, k->expo[i].name);
+        msgpack_pack_uint64(&p->pk, k->expo[i].id.node);
+        msgpack_pack_uint64(&p->pk, k->expo[i].id.local);
+    }
+}
+
+/* Tell every node we are connected to that browser nodes come and go. */
+static void announce(sl__cluster *k, plink *only, const uint64_t *ids, size_t n, bool up)
+{
+    if (!n)
+        return;
+    sl_pack p;
+    sl_pack_init(&p, &k->mem);
+    msgpack_pack_array(&p.pk, (uint32_t)n);
+    for (size_t i = 0; i < n; i++)
+        msgpack_pack_uint64(&p.pk, ids[i]);
+    for (size_t i = 0; i < k->peers.cap; i++) {
+        plink *l = k->peers.slots[i].key ? k->peers.slots[i].val : NULL;
+        if (l && l->kind == LK_NODE && (!only || only == l))
+            (void)send_node(k, l, up ? NT_ROUTE_UP : NT_ROUTE_DOWN, &p);
+    }
+    sl_pack_fini(&p);
+}
+
+/* A new node link at a gateway: every browser node we serve, at once. */
+static void announce_all(sl__cluster *k, plink *to)
+{
+    size_t n = 0, cap = 0;
+    uint64_t *ids = NULL;
+    for (size_t i = 0; i < k->peers.cap; i++) {
+        plink *l = k->peers.slots[i].key ? k->peers.slots[i].val : NULL;
+        if (!l || l->kind != LK_BROWSER)
+            continue;
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            uint64_t *ni = k->mem.realloc(ids, nc * sizeof *ni, k->mem.ud);
+            if (!ni)
+                break;
+            ids = ni;
+            cap = nc;
+        }
+        ids[n++] = l->node;
+    }
+    announce(k, to, ids, n, true);
+    c_free(k, ids);
+}
+
+static void tell_exposed(sl__cluster *k)
+{
+    sl_pack p;
+    sl_pack_init(&p, &k->mem);
+    pack_exposed(k, &p);
+    for (size_t i = 0; i < k->peers.cap; i++) {
+        plink *l = k->peers.slots[i].key ? k->peers.slots[i].val : NULL;
+        if (l && l->kind == LK_BROWSER)
+            (void)send_node(k, l, NT_EXPOSE, &p);
+    }
+    sl_pack_fini(&p);
+}
+
+static int set_exposed(sl__cluster *k, const char *name, size_t nlen, sl_id id)
+{
+    if (!name || nlen == 0 || nlen > SL_NAME_MAX)
+        return SL_ERR_INVAL;
+    size_t i = 0;
+    while (i < k->nexpo && (strlen(k->expo[i].name) != nlen || memcmp(k->expo[i].name, name, nlen)))
+        i++;
+    if (sl_id_is_none(id)) {
+        if (i == k->nexpo)
+            return SL_ERR_NOTFOUND;
+        k->expo[i] = k->expo[--k->nexpo];
+        return SL_OK;
+    }
+    if (i == k->nexpo) {
+        if (k->nexpo == k->expo_cap) {
+            size_t nc = k->expo_cap ? k->expo_cap * 2 : 8;
+            sl__expose *ne = k->mem.realloc(k->expo, nc * sizeof *ne, k->mem.ud);
+            if (!ne)
+                return SL_ERR_NOMEM;
+            k->expo = ne;
+            k->expo_cap = nc;
+        }
+        k->nexpo++;
+    }
+    memcpy(k->expo[i].name, name, nlen);
+    k->expo[i].name[nlen] = 0;
+    k->expo[i].id = id;
+    return SL_OK;
+}
+
+/* The list a gateway sent: [[name, node, local], ...]. */
+static int exposed_from(sl__cluster *k, const msgpack_object *list)
+{
+    uint32_t n;
+    if (sl_msgpack_get_array(list, &n) != SL_OK)
+        return SL_ERR_PROTO;
+    k->nexpo = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *it;
+        const char *name;
+        size_t nl;
+        sl_id id;
+        if (sl_msgpack_at(list, i, &it) || sl_msgpack_at_str(it, 0, &name, &nl) ||
+            sl_msgpack_at_uint64(it, 1, &id.node) || sl_msgpack_at_uint64(it, 2, &id.local) ||
+            sl_id_is_none(id))
+            return SL_ERR_PROTO;
+        int rc = set_exposed(k, name, nl, id);
+        if (rc)
+            return rc;
+    }
+    return SL_OK;
+}
+
+/* Gateway: a browser node says hello; it gets its id (the one it asks for
+ * when that is free: a browser keeps its id across reconnects). */
+static int on_hello(sl__cluster *k, plink *l, const msgpack_object *o)
+{
+    uint64_t id = 0;
+    (void)sl_msgpack_at_uint64(o, 0, &id);
+    for (int i = 0; i < 8 && (!id || id == k->node || link_for(k, id)); i++)
+        id = k->set.random64 ? k->set.random64() : 0;
+    if (!id || id == k->node || link_for(k, id))
+        return SL_ERR_NOMEM;
+    if (sl__map_put(&k->peers, id, l) != SL_OK)
+        return SL_ERR_NOMEM;
+    l->node = id;
+    l->welcomed = l->current = true;
+    sl_pack p;
+    sl_pack_init(&p, &k->mem);
+    msgpack_pack_array(&p.pk, 3);
+    msgpack_pack_uint64(&p.pk, k->node);
+    msgpack_pack_uint64(&p.pk, id);
+    pack_exposed(k, &p);
+    int rc = send_node(k, l, NT_WELCOME, &p);
+    sl_pack_fini(&p);
+    if (rc)
+        return rc;
+    k->st.peers_up++;
+    k->st.browsers_up++;
+    announce(k, NULL, &id, 1, true);
+    if (k->on_peer)
+        k->on_peer(id, true, k->ud);
+    return SL_OK;
+}
+
+/* Browser: the gateway's welcome names both nodes. */
+static int on_welcome(sl__cluster *k, plink *l, const msgpack_object *o)
+{
+    uint64_t gw, you;
+    const msgpack_object *list;
+    if (sl_msgpack_at_uint64(o, 0, &gw) || sl_msgpack_at_uint64(o, 1, &you) ||
+        sl_msgpack_at(o, 2, &list) || !gw || !you || gw == you)
+        return SL_ERR_PROTO;
+    int rc = exposed_from(k, list);
+    if (rc)
+        return rc;
+    /* Our actors' ids carry the node id: it cannot change once they exist. */
+    if (k->core && sl__core_set_node_id(k->core, you) != SL_OK)
+        return SL_ERR_EXISTS;
+    if (sl__map_put(&k->peers, gw, l) != SL_OK)
+        return SL_ERR_NOMEM;
+    k->node = you;
+    l->node = gw;
+    l->welcomed = l->current = true;
+    k->uplink = l;
+    k->welcomed_once = true;
+    k->st.peers_up++;
+    if (k->on_peer)
+        k->on_peer(gw, true, k->ud);
+    return SL_OK;
+}
+
+/* A gateway we are connected to serves (or no longer serves) browser nodes. */
+static int on_route(sl__cluster *k, plink *l, const msgpack_object *o, bool up)
+{
+    uint32_t n;
+    sl_msgpack_get_array(o, &n);
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t id;
+        if (sl_msgpack_at_uint64(o, i, &id) != SL_OK || !id)
+            return SL_ERR_PROTO;
+        if (up) {
+            if (id != k->node && !sl__map_get(&k->peers, id) &&
+                sl__map_put(&k->routes, id, l) != SL_OK)
+                return SL_ERR_NOMEM;
+        } else if (sl__map_get(&k->routes, id) == l) {
+            sl__map_del(&k->routes, id);
+            sl__core_node_down(k->core, id, SL_ERR_NOCONN, SL_REASON_NOCONNECTION);
+        }
+    }
+    return SL_OK;
+}
+
+static int node_msg(sl__cluster *k, lane *ln, const sl_envelope *e)
+{
+    plink *l = ln->l;
+    sl_unpacked u;
+    uint32_t n;
+    int rc = sl_unpack(e->data, e->len, &k->lim, &u);
+    if (rc == SL_OK && sl_msgpack_get_array(&u.root, &n) != SL_OK)
+        rc = SL_ERR_PROTO;
+    bool hello = e->type == NT_HELLO || e->type == NT_WELCOME;
+    if (rc == SL_OK) {
+        switch (e->type) {
+        case NT_HELLO:
+            rc = l->kind == LK_BROWSER && !l->welcomed ? on_hello(k, l, &u.root) : SL_ERR_PROTO;
+            break;
+        case NT_WELCOME:
+            rc = l->kind == LK_GATEWAY && !l->welcomed ? on_welcome(k, l, &u.root) : SL_ERR_PROTO;
+            break;
+        case NT_EXPOSE:
+            rc = l->kind == LK_GATEWAY && l->welcomed ? exposed_from(k, &u.root) : SL_ERR_PROTO;
+            break;
+        case NT_ROUTE_UP:
+        case NT_ROUTE_DOWN:
+            rc = l->kind == LK_NODE ? on_route(k, l, &u.root, e->type == NT_ROUTE_UP)
+                                    : SL_ERR_PROTO;
+            break;
+        default:
+            rc = SL_ERR_PROTO;
+        }
+    }
+    sl_unpacked_fini(&u);
+    if (rc == SL_OK)
+        return FR_OK;
+    if (hello || l->kind != LK_NODE) {
+        /* Without its hello a browser session is nothing: close it whole. */
+        say(k, l, rc == SL_ERR_EXISTS ? "the gateway gave this node another id" : "bad hello",
+            rc);
+        sl_conn_close(l->c, E_HELLO,
+                      rc == SL_ERR_EXISTS ? "starling: node id changed" : "starling: bad hello");
+        ln->dead = true;
+        return FR_DEAD;
+    }
+    lane_fail(k, ln, "bad node control message", rc);
+    return FR_DEAD;
+}
+
 static int preamble(sl__cluster *k, lane *ln, const uint8_t **data, size_t *len)
 {
     if (ln->role != R_UNKNOWN)
@@ -899,10 +1515,77 @@ static void dial_retry_later(sl__cluster *k, dial *d)
     d->backoff_ms = (uint32_t)(nb > k->set.backoff_max_ms ? k->set.backoff_max_ms : nb);
 }
 
+/* A link for connection `c`, with our control stream open. */
+static plink *link_new(sl__cluster *k, sl_conn *c, uint8_t kind, uint64_t node)
+{
+    plink *l = c_alloc(k, sizeof *l);
+    if (!l) {
+        sl_conn_close(c, E_NOMEM, "starling: out of memory");
+        return NULL;
+    }
+    l->k = k;
+    l->c = c;
+    l->node = node;
+    l->kind = kind;
+    sl__map_init(&l->lanes_out, &k->mem);
+    sl_conn_set_data(c, l);
+    if (open_stream(l, false, SL_PRIO_CRITICAL, R_CTL_OUT, &l->ctl) != SL_OK) {
+        sl_conn_close(c, E_NOMEM, "starling: cannot open the control stream");
+        return NULL; /* freed by on_closed */
+    }
+    return l;
+}
+
+static bool is_wt_session(const sl_conn *c)
+{
+#ifdef __EMSCRIPTEN__
+    (void)c;
+    return false;
+#else
+    sl_wt_info wi;
+    return sl_conn_wt_info(c, &wi) == SL_OK;
+#endif
+}
+
+/* Browser side: the session to our gateway is up; say hello (asking for
+ * the id we had, if we had one). The link counts once welcomed. */
+static void gateway_ready(sl__cluster *k, sl_conn *c, dial *d)
+{
+    plink *l = link_new(k, c, LK_GATEWAY, 0);
+    if (!l)
+        return;
+    if (d) {
+        d->pending = NULL;
+        d->up = l;
+        d->backoff_ms = 0;
+        d->attempts = 0;
+        l->dial = d;
+    }
+    sl_pack p;
+    sl_pack_init(&p, &k->mem);
+    msgpack_pack_array(&p.pk, 1);
+    msgpack_pack_uint64(&p.pk, k->welcomed_once ? k->node : 0);
+    if (send_node(k, l, NT_HELLO, &p) != SL_OK)
+        sl_conn_close(c, E_NOMEM, "starling: cannot say hello");
+    sl_pack_fini(&p);
+}
+
 static void on_ready(sl_conn *c, void *ud)
 {
     sl__cluster *k = ud;
     dial *d = sl_conn_is_client(c) ? dial_of_conn(k, c) : NULL;
+    if (k->set.browser) {
+        gateway_ready(k, c, d);
+        return;
+    }
+    if (!sl_conn_is_client(c) && is_wt_session(c)) {
+        /* A browser node: it gets its id when it says hello. */
+        if (!k->gateway)
+            sl_conn_close(c, E_FORBIDDEN, "starling: this node is not a gateway");
+        else
+            (void)link_new(k, c, LK_BROWSER, 0);
+        return;
+    }
     uint64_t node;
     if (sl_conn_peer_node_id(c, &node) != SL_OK) {
         sl_conn_close(c, E_NOCERT, "starling: peer presented no certificate");
@@ -929,18 +1612,17 @@ static void on_ready(sl_conn *c, void *ud)
         sl__map_del(&k->peers, node);
         sl_conn_close(old->c, E_DUPLICATE, "starling: duplicate connection");
     }
-    plink *l = c_alloc(k, sizeof *l);
-    if (!l || sl__map_put(&k->peers, node, l) != SL_OK) {
-        c_free(k, l);
+    plink *l = link_new(k, c, LK_NODE, node);
+    if (!l)
+        return;
+    if (sl__map_put(&k->peers, node, l) != SL_OK) {
         sl_conn_close(c, E_NOMEM, "starling: out of memory");
         return;
     }
-    l->k = k;
-    l->c = c;
-    l->node = node;
     l->current = true;
-    sl__map_init(&l->lanes_out, &k->mem);
-    sl_conn_set_data(c, l);
+    /* A node this gateway already routed browser traffic to? Now direct. */
+    if (sl__map_get(&k->routes, node))
+        sl__map_del(&k->routes, node);
     if (d) {
         d->pending = NULL;
         d->node = node;
@@ -949,14 +1631,24 @@ static void on_ready(sl_conn *c, void *ud)
         d->attempts = 0;
         l->dial = d;
     }
-    int rc = open_stream(l, false, SL_PRIO_CRITICAL, R_CTL_OUT, &l->ctl);
-    if (rc) {
-        sl_conn_close(c, E_NOMEM, "starling: cannot open the control stream");
-        return;
-    }
+    if (k->gateway)
+        announce_all(k, l);
     k->st.peers_up++;
     if (!old && k->on_peer)
         k->on_peer(node, true, k->ud);
+}
+
+/* The browser nodes we reached through gateway link `l` (freed) are gone. */
+static void routes_down(sl__cluster *k, const plink *l)
+{
+    for (size_t i = 0; i < k->routes.cap; i++) {
+        if (!k->routes.slots[i].key || k->routes.slots[i].val != l)
+            continue;
+        uint64_t id = k->routes.slots[i].key;
+        sl__map_del(&k->routes, id);
+        sl__core_node_down(k->core, id, SL_ERR_NOCONN, SL_REASON_NOCONNECTION);
+        i--; /* backward-shift deletion may have moved an entry into slot i */
+    }
 }
 
 static void on_closed(sl_conn *c, const sl_close_info *why, void *ud)
@@ -985,10 +1677,13 @@ static void on_closed(sl_conn *c, const sl_close_info *why, void *ud)
         return;
     }
     uint64_t node = l->node;
+    uint8_t kind = l->kind;
     bool was_current = l->current;
     d = l->dial;
     if (was_current)
         sl__map_del(&k->peers, node);
+    if (k->uplink == l)
+        k->uplink = NULL;
     link_free(k, l);
     if (d && !k->closing) {
         d->up = NULL;
@@ -996,8 +1691,16 @@ static void on_closed(sl_conn *c, const sl_close_info *why, void *ud)
     }
     if (!was_current)
         return;
-    /* Everything waiting on that node learns it now, not at a deadline. */
-    sl__core_node_down(k->core, node, SL_ERR_NOCONN, SL_REASON_NOCONNECTION);
+    /* Everything waiting on that node learns it now, not at a deadline:
+     * for a gateway's link, on every node behind it too. */
+    if (kind == LK_GATEWAY) {
+        sl__core_node_down(k->core, SL__NODE_ALL, SL_ERR_NOCONN, SL_REASON_NOCONNECTION);
+    } else {
+        sl__core_node_down(k->core, node, SL_ERR_NOCONN, SL_REASON_NOCONNECTION);
+        if (kind == LK_BROWSER && !k->closing)
+            announce(k, NULL, &node, 1, false);
+        routes_down(k, l);
+    }
     if (k->on_peer)
         k->on_peer(node, false, k->ud);
 }
@@ -1067,6 +1770,8 @@ static void on_stream_writable(sl_stream *s, void *ud)
     }
     if (ln->nwait)
         notify_waiters(k, ln);
+    if (ln->fw_head)
+        fw_resume(k, ln);
 }
 
 /* The peer reset its side: for an ask we answer, that is the cancel. */
@@ -1076,6 +1781,8 @@ static void on_stream_reset(sl_stream *s, uint64_t code, void *ud)
     lane *ln = sl_stream_data(s);
     if (!ln)
         return;
+    if (ln->pipe) /* a relayed ask: the other half ends the same way */
+        pipe_cut(k, ln, code);
     if (ln->role == R_ASK_IN && ln->key && ln->blocked) {
         /* Never reached the replier: just forget it. */
         sl__map_del(&k->asks_in, ln->key);
@@ -1124,6 +1831,8 @@ static void on_stream_closed(sl_stream *s, void *ud)
         ln->closed = true;
         return;
     }
+    if (ln->pipe) /* a relayed ask closed before its answer went through */
+        pipe_cut(k, ln, E_CANCELLED);
     sl_msg m;
     memset(&m, 0, sizeof m);
     m.prio = ln->prio; /* the ask's class, as sl__core_node_down() uses */
@@ -1164,6 +1873,17 @@ static void on_datagram(sl_conn *c, const uint8_t *data, size_t len, void *ud)
     msg_of(&m, &e);
     m.flags = SL_MSG_UNRELIABLE;
     k->st.datagrams_recv++;
+    if (e.to.node != k->node) { /* a gateway relays it, or drops it like the network may */
+        plink *out = link_for(k, e.to.node);
+        const uint8_t *f;
+        size_t n;
+        if (out && out != l && out->current && encode(k, out, &m, false, &f, &n) == SL_OK &&
+            sl_datagram_send(out->c, f, n) == SL_OK)
+            k->st.forwarded++;
+        else
+            k->st.fwd_failed++;
+        return;
+    }
     (void)sl__core_inject(k->core, &m, SL__INJECT_LOSSY);
 }
 
@@ -1274,6 +1994,8 @@ int sl__cluster_new(const sl_transport_settings *ts, const sl__cluster_settings 
     sl__map_init(&k->asks_out, &k->mem);
     sl__map_init(&k->asks_in, &k->mem);
     sl__map_init(&k->paused, &k->mem);
+    sl__map_init(&k->routes, &k->mem);
+    k->gateway = ts->webtransport != NULL && !k->set.browser;
     sl_transport_settings s = *ts;
     s.ud = k;
     s.cb.on_conn_ready = on_ready;
@@ -1286,19 +2008,49 @@ int sl__cluster_new(const sl_transport_settings *ts, const sl__cluster_settings 
     s.cb.on_stream_closed = on_stream_closed;
     s.cb.on_datagram = on_datagram;
     /* Node to node is mutual: the server side asks every client for its
-     * certificate (verified per s.tls.verify), so every peer has a node id. */
-    s.tls.require_client_cert = true;
-    int rc = sl_quic_new(&s, &k->t);
+     * certificate (verified per s.tls.verify), so every peer has a node id.
+     * (Browsers are not asked: their node id comes from their gateway.) */
+    s.tls.require_client_cert = !k->set.browser;
+    int rc = k->set.make_transport ? k->set.make_transport(&s, &k->t) : SL_ERR_UNSUPPORTED;
+#ifndef __EMSCRIPTEN__
+    if (!k->set.make_transport)
+        rc = sl_quic_new(&s, &k->t);
+#endif
     if (rc) {
+        sl__map_fini(&k->peers);
+        sl__map_fini(&k->asks_out);
+        sl__map_fini(&k->asks_in);
+        sl__map_fini(&k->paused);
+        sl__map_fini(&k->routes);
         mem->free(k, mem->ud);
         return rc;
     }
-    sl_transport_node_id(k->t, &k->node);
+    if (!k->set.browser)
+        sl_transport_node_id(k->t, &k->node);
     *out = k;
     return SL_OK;
 }
 
 uint64_t sl__cluster_node_id(const sl__cluster *k) { return k->node; }
+
+int sl__cluster_expose(sl__cluster *k, const char *name, sl_id actor)
+{
+    if (k->set.browser)
+        return SL_ERR_UNSUPPORTED;
+    int rc = set_exposed(k, name, name ? strlen(name) : 0, actor);
+    if (rc == SL_OK && k->gateway)
+        tell_exposed(k);
+    return rc;
+}
+
+int sl__cluster_exposed(const sl__cluster *k, size_t i, const char **name, sl_id *actor)
+{
+    if (i >= k->nexpo)
+        return SL_ERR_NOTFOUND;
+    *name = k->expo[i].name;
+    *actor = k->expo[i].id;
+    return SL_OK;
+}
 sl_transport *sl__cluster_transport(const sl__cluster *k) { return k->t; }
 void sl__cluster_set_core(sl__cluster *k, sl_core *core) { k->core = core; }
 
@@ -1349,6 +2101,8 @@ void sl__cluster_del(sl__cluster *k)
     sl__map_fini(&k->asks_out);
     sl__map_fini(&k->asks_in);
     sl__map_fini(&k->paused);
+    sl__map_fini(&k->routes);
+    c_free(k, k->expo);
     c_free(k, k->buf);
     sl_mem mem = k->mem;
     mem.free(k, mem.ud);

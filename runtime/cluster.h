@@ -16,6 +16,14 @@ typedef struct sl__cluster_settings {
     uint32_t backoff_min_ms; /* first reconnect delay (default 100), doubling ... */
     uint32_t backoff_max_ms; /* ... up to this (default 5000), plus up to 25% jitter */
     bool quiet;              /* no log lines for refused input */
+    /* A browser node: its one connection is a WebTransport session to its
+     * gateway, which assigns its node id (HELLO/WELCOME, runtime/README.md). */
+    bool browser;
+    /* The transport's constructor (NULL = sl_quic_new; the browser build
+     * passes its WebTransport one). */
+    int (*make_transport)(const sl_transport_settings *s, sl_transport **out);
+    /* A gateway draws browser node ids from this (required to serve them). */
+    uint64_t (*random64)(void);
 } sl__cluster_settings;
 
 typedef struct sl__cluster_stats {
@@ -26,6 +34,10 @@ typedef struct sl__cluster_stats {
     uint64_t datagrams_sent, datagrams_recv;
     uint64_t dials, peers_up;
     uint64_t handshakes_failed; /* inbound connections that never became a link */
+    uint64_t browsers_up;       /* browser nodes welcomed (gateway) */
+    uint64_t forwarded;         /* envelopes relayed between a browser node and a node */
+    uint64_t fwd_failed;        /* envelopes that could not be relayed (no route, no memory) */
+    uint64_t forbidden;         /* envelopes from browser nodes to what was not exposed */
 } sl__cluster_stats;
 
 void sl__cluster_settings_default(sl__cluster_settings *s);
@@ -50,6 +62,13 @@ int sl__cluster_send(sl__cluster *k, const sl_msg *m);
 void sl__cluster_room(sl__cluster *k, sl_id actor);
 /* The core's remote_unreliable_max() hook. */
 size_t sl__cluster_unreliable_max(const sl__cluster *k, uint64_t node);
+/* Gateway: let browser nodes address `actor` (on any node) under `name`
+ * (replaces the name's entry; SL_ID_NONE removes it). Every browser node is
+ * told the new list. SL_OK, SL_ERR_INVAL, SL_ERR_NOTFOUND, SL_ERR_NOMEM,
+ * SL_ERR_UNSUPPORTED (a browser node). */
+int sl__cluster_expose(sl__cluster *k, const char *name, sl_id actor);
+/* The i-th exposed entry (on a browser node: as its gateway said). */
+int sl__cluster_exposed(const sl__cluster *k, size_t i, const char **name, sl_id *actor);
 /* Keep a connection to host:port (an IP literal), reconnecting with
  * exponential backoff while the cluster lives. Idempotent per address.
  * Returns SL_OK, SL_ERR_INVAL, or the sl_transport_connect() errors. */

@@ -171,6 +171,7 @@ int sl_node_new(const sl_node_settings *settings, sl_node **out)
         if (settings->reconnect_max_ms)
             ks.backoff_max_ms = settings->reconnect_max_ms;
         ks.quiet = settings->quiet;
+        ks.random64 = random_node_id;
         rc = sl__cluster_new(&ts, &ks, NULL, &n->mem,
                              cs.max_message_size ? cs.max_message_size : (64u << 20), &n->cluster);
         if (rc == SL_OK) {
@@ -463,6 +464,15 @@ int sl_node_connect(sl_node *n, const char *host, uint16_t port)
 }
 
 sl__cluster *sl__node_cluster(const sl_node *n) { return n->cluster; }
+
+int sl_node_expose(sl_node *n, const char *name, sl_id actor)
+{
+    if (!n || !name)
+        return SL_ERR_INVAL;
+    if (!n->cluster)
+        return SL_ERR_UNSUPPORTED;
+    return sl__cluster_expose(n->cluster, name, actor);
+}
 
 sl_transport *sl_node_transport(const sl_node *n)
 {

@@ -77,7 +77,7 @@ def mpstr(s):
 PRIO = {"CRITICAL": 0, "HIGH": 1, "NORMAL": 2, "LOW": 3, "BACKGROUND": 4}
 KIND = {"SEND": 0, "ASK": 1, "REPLY": 2, "CHUNK": 3, "END": 4, "FAIL": 5, "CANCEL": 6,
         "DOWN": 7, "EXIT": 8, "MONITOR": 9, "DEMONITOR": 10, "LINK": 11, "UNLINK": 12,
-        "STOP": 13}
+        "STOP": 13, "NODE": 14}
 
 
 def enc_id(node, local, implied):
@@ -180,6 +180,9 @@ ok("link", "node-to-node LINK signal", env(prio="CRITICAL", kind="LINK", type=0)
 ok("unlink", "node-to-node UNLINK signal", env(prio="CRITICAL", kind="UNLINK", type=0))
 ok("stop", "node-to-node STOP request: status is the reason (5 = SHUTDOWN)",
    env(prio="CRITICAL", kind="STOP", type=0, frm=(0, 0), status=5))
+ok("node", "node-to-node NODE control (type 2 = WELCOME here): node ids in the payload",
+   env(prio="CRITICAL", kind="NODE", type=2, to=(0x1111, 0), frm=(0x2222, 0),
+       payload=b"\x93\xcd\x22\x22\xcd\x11\x11\x90"))
 ok("from-none", "sent from outside any actor: from is SL_ID_NONE, written 0",
    env(frm=(0, 0), payload=b"\x01"))
 ok("none-with-node", "an id with local 0 is 'no actor' whatever its node; it decodes as {0, 0}",
@@ -250,8 +253,6 @@ bad("deep-nesting-0x91", "a run of 100 x 0x91 (arrays of one array): not an enve
 bad("flags-prio-5", "priority 5 does not exist", arr(6) + uint(5) + good[2:],
     "SL_ERR_DECODE_RESERVED")
 bad("flags-prio-7", "priority 7 does not exist", arr(6) + uint(7) + good[2:],
-    "SL_ERR_DECODE_RESERVED")
-bad("flags-kind-14", "kind 14 does not exist", arr(6) + uint(2 | 14 << 3) + good[2:],
     "SL_ERR_DECODE_RESERVED")
 bad("flags-kind-15", "kind 15 does not exist", arr(6) + uint(2 | 15 << 3) + good[2:],
     "SL_ERR_DECODE_RESERVED")

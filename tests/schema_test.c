@@ -1073,7 +1073,7 @@ static void test_encode_errors(void **state)
     assert_int_equal(sl_envelope_encode(&bad, 1, 2, buf, sizeof buf, &len), SL_ERR_INVAL);
     assert_int_equal(sl_envelope_encoded_size(&bad, 1, 2), 0);
     bad = e;
-    bad.kind = SL_KIND_WIRE_COUNT; /* 14: no such kind */
+    bad.kind = SL_KIND_WIRE_COUNT; /* 15: no such kind */
     assert_int_equal(sl_envelope_encode(&bad, 1, 2, buf, sizeof buf, &len), SL_ERR_INVAL);
     bad = e;
     bad.flags = 1;

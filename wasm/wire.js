@@ -17,7 +17,7 @@ import { DEFAULT_LIMITS } from './msgpack.js';
 
 const U32_MAX = 0xffffffffn;
 const U64_MAX = (1n << 64n) - 1n;
-const KIND_WIRE_MAX = 13; // SL_KIND_WIRE_COUNT - 1 (include/starling/actor.h)
+const KIND_WIRE_MAX = 14; // SL_KIND_WIRE_COUNT - 1 (include/starling/actor.h)
 /** Largest encoding of everything but the payload (SL_ENVELOPE_MAX_OVERHEAD). */
 export const ENVELOPE_MAX_OVERHEAD = 69;
 /** Largest frame length a QUIC varint holds (SL_FRAME_VARINT_MAX). */
@@ -106,9 +106,9 @@ export function encodeEnvelope(e, impliedToNode, impliedFromNode) {
   const status = e.status || 0;
   const code = e.code || 0;
   if (!Number.isInteger(e.prio) || e.prio < 0 || e.prio > 4) throw new RangeError('prio must be 0..4');
-  // 0..8 are what actors receive; 9..13 are the node-to-node control kinds
-  // (MONITOR, DEMONITOR, LINK, UNLINK, STOP); 14 and 15 are reserved.
-  if (!Number.isInteger(e.kind) || e.kind < 0 || e.kind > KIND_WIRE_MAX) throw new RangeError('kind must be 0..13');
+  // 0..8 are what actors receive; 9..14 are the node-to-node control kinds
+  // (MONITOR, DEMONITOR, LINK, UNLINK, STOP, NODE); 15 is reserved.
+  if (!Number.isInteger(e.kind) || e.kind < 0 || e.kind > KIND_WIRE_MAX) throw new RangeError('kind must be 0..14');
   if ((e.flags || 0) !== 0) throw new RangeError('flags must be 0 in envelope version 1');
   if (!Number.isInteger(e.type) || e.type < 0 || e.type > 0xffffffff) throw new RangeError('type must be a uint32');
   if (!isInt32(status) || !isInt32(code)) throw new RangeError('status and code must be int32');

@@ -90,9 +90,13 @@ enum {
     SL_KIND_DEMONITOR = 10,
     SL_KIND_LINK = 11,
     SL_KIND_UNLINK = 12,
-    SL_KIND_STOP = 13 /* sl_stop() of a remote actor: status = the reason */
+    SL_KIND_STOP = 13, /* sl_stop() of a remote actor: status = the reason */
+    /* Between two nodes only, never given to the core: hello/welcome of a
+     * browser node, routes through a gateway, the exposed list. type says
+     * which (runtime/README.md); from/to are the nodes with local 0. */
+    SL_KIND_NODE = 14
 };
-#define SL_KIND_WIRE_COUNT 14
+#define SL_KIND_WIRE_COUNT 15
 
 /* sl_msg.flags */
 enum {

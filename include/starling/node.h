@@ -97,6 +97,19 @@ SL_EXTERN uint64_t sl_node_id(const sl_node *node);
 SL_EXTERN int sl_node_listen(sl_node *node, const char *host, uint16_t port);
 SL_EXTERN int sl_node_port(const sl_node *node, uint16_t *port);
 SL_EXTERN int sl_node_connect(sl_node *node, const char *host, uint16_t port);
+/*
+ * Browser nodes (WebTransport sessions: settings.quic->webtransport) join the
+ * cluster through this node, their gateway: it gives each its node id, makes
+ * its actors reachable from every node connected to it, and lets it address
+ * only what is exposed here. Expose `actor` (on this node or any other) to
+ * browser nodes under `name` (1..SL_NAME_MAX bytes; a name's entry is
+ * replaced; SL_ID_NONE removes it). Browser nodes then may send, ask and
+ * monitor it (anything else: SL_ERR_FORBIDDEN); they never link to or stop
+ * actors. Every connected browser node is told the new list at once.
+ * Returns SL_OK, SL_ERR_INVAL, SL_ERR_NOTFOUND (removing an unknown name),
+ * SL_ERR_NOMEM, SL_ERR_UNSUPPORTED (a local node).
+ */
+SL_EXTERN int sl_node_expose(sl_node *node, const char *name, sl_id actor);
 /* The node's QUIC endpoint (NULL for a local node), e.g. for its stats. */
 SL_EXTERN sl_transport *sl_node_transport(const sl_node *node);
 
