@@ -61,11 +61,11 @@ enum {
 
 /* sl_envelope.type of SL_KIND_NODE envelopes (control streams only). */
 enum {
-    NT_HELLO = 1,      /* browser -> gateway: [wanted id or 0] */
-    NT_WELCOME = 2,    /* gateway -> browser: [gateway id, your id, exposed] */
-    NT_EXPOSE = 3,     /* gateway -> browser: [exposed] (the whole list again) */
-    NT_ROUTE_UP = 4,   /* gateway -> node: [browser ids reached through me] */
-    NT_ROUTE_DOWN = 5  /* gateway -> node: [browser ids gone] */
+    NT_HELLO = 1,     /* browser -> gateway: [wanted id or 0] */
+    NT_WELCOME = 2,   /* gateway -> browser: [gateway id, your id, exposed] */
+    NT_EXPOSE = 3,    /* gateway -> browser: [exposed] (the whole list again) */
+    NT_ROUTE_UP = 4,  /* gateway -> node: [browser ids reached through me] */
+    NT_ROUTE_DOWN = 5 /* gateway -> node: [browser ids gone] */
 };
 
 /* Roles of a stream. */
@@ -93,13 +93,13 @@ typedef struct lane {
     sl_stream *s;
     uint8_t role;
     uint8_t prio;
-    bool bound;   /* LANE_IN: `to` is known; ASK_IN: the ask arrived */
-    bool blocked; /* receiving paused for the mailbox of `to` */
-    bool dead;    /* protocol error: ignore further bytes */
+    bool bound;     /* LANE_IN: `to` is known; ASK_IN: the ask arrived */
+    bool blocked;   /* receiving paused for the mailbox of `to` */
+    bool dead;      /* protocol error: ignore further bytes */
     bool fin_after; /* finish the stream once `pend` is written */
     bool closed;    /* its stream closed while paused: freed once resumed */
-    sl_id to;     /* lanes: the receiver; asks: the replier */
-    sl_id asker;  /* asks */
+    sl_id to;       /* lanes: the receiver; asks: the replier */
+    sl_id asker;    /* asks */
     uint64_t corr;
     uint64_t key; /* key in its map (lanes_out, asks_out, asks_in) */
     uint64_t used_ns;
@@ -119,7 +119,7 @@ typedef struct lane {
     uint8_t *held; /* unprocessed bytes while paused */
     size_t held_len, held_cap;
     uint64_t recv_total, consumed;
-    struct lane *bnext; /* paused lanes of one receiver, oldest first */
+    struct lane *bnext;       /* paused lanes of one receiver, oldest first */
     struct lane *prev, *next; /* all lanes of the connection */
 } lane;
 
@@ -129,7 +129,7 @@ struct plink {
     uint64_t node;
     uint8_t kind;  /* LK_* */
     bool welcomed; /* browser links: HELLO/WELCOME done, `node` is valid */
-    bool current; /* the connection that carries traffic for `node` */
+    bool current;  /* the connection that carries traffic for `node` */
     bool ctl_in_seen;
     lane *ctl;
     sl__map lanes_out; /* (receiver local id << 3 | prio) -> lane */
@@ -154,20 +154,20 @@ struct sl__cluster {
     sl_mem mem;
     sl_core *core;
     sl_transport *t;
-    uint64_t node;     /* our node id */
-    sl__map peers;     /* node id -> current plink */
-    sl__map asks_out;  /* our ask id -> lane */
-    sl__map asks_in;   /* (asker, ask id) key -> lane */
-    sl__map paused;    /* receiver local id -> first paused lane */
-    sl__map routes;    /* browser node id -> the link of its gateway (native nodes) */
-    plink *uplink;     /* a browser node: the link to its gateway, once welcomed */
+    uint64_t node;      /* our node id */
+    sl__map peers;      /* node id -> current plink */
+    sl__map asks_out;   /* our ask id -> lane */
+    sl__map asks_in;    /* (asker, ask id) key -> lane */
+    sl__map paused;     /* receiver local id -> first paused lane */
+    sl__map routes;     /* browser node id -> the link of its gateway (native nodes) */
+    plink *uplink;      /* a browser node: the link to its gateway, once welcomed */
     bool welcomed_once; /* a browser node: asks for the same id when it reconnects */
-    bool gateway;      /* WebTransport sessions are browser nodes we route for */
-    sl__expose *expo;  /* gateway: what browser nodes may address; browser: what it was told */
+    bool gateway;       /* WebTransport sessions are browser nodes we route for */
+    sl__expose *expo;   /* gateway: what browser nodes may address; browser: what it was told */
     size_t nexpo, expo_cap;
     uint64_t resuming; /* receiver whose paused lanes sl__cluster_room() is feeding */
     dial *dials;
-    uint8_t *buf;      /* encode buffer */
+    uint8_t *buf; /* encode buffer */
     size_t cap;
     size_t max_message;
     size_t max_buffer; /* the transport's per-stream bound */
@@ -182,7 +182,10 @@ struct sl__cluster {
     sl__cluster_stats st;
 };
 
-static void *c_alloc(sl__cluster *k, size_t n) { return k->mem.calloc(1, n, k->mem.ud); }
+static void *c_alloc(sl__cluster *k, size_t n)
+{
+    return k->mem.calloc(1, n, k->mem.ud);
+}
 static void c_free(sl__cluster *k, void *p)
 {
     if (p)
@@ -194,8 +197,8 @@ static void say(sl__cluster *k, const plink *l, const char *what, int err)
     k->st.rejected++;
     if (k->set.quiet)
         return;
-    fprintf(stderr, "starling: node %016llx: %s: %s\n", (unsigned long long)(l ? l->node : 0),
-            what, sl_strerror(err));
+    fprintf(stderr, "starling: node %016llx: %s: %s\n", (unsigned long long)(l ? l->node : 0), what,
+            sl_strerror(err));
 }
 
 static uint64_t ask_key(sl_id asker, uint64_t corr)
@@ -449,8 +452,8 @@ static int lane_write(sl__cluster *k, lane *ln, const uint8_t *frame, size_t len
  * whose width depends on the envelope's length, goes right before it. */
 #define HDR_MAX 8
 
-static int encode(sl__cluster *k, const plink *l, const sl_msg *m, bool framed,
-                  const uint8_t **out, size_t *len)
+static int encode(sl__cluster *k, const plink *l, const sl_msg *m, bool framed, const uint8_t **out,
+                  size_t *len)
 {
     sl_envelope e;
     memset(&e, 0, sizeof e);
@@ -653,7 +656,9 @@ static int send_on(sl__cluster *k, plink *l, const sl_msg *m)
         rc = sl_datagram_send(l->c, f, n);
         if (rc == SL_OK)
             k->st.datagrams_sent++;
-        return rc == SL_ERR_CLOSED ? SL_ERR_NOCONN : rc == SL_ERR_UNSUPPORTED ? SL_ERR_MSG_TOO_BIG : rc;
+        return rc == SL_ERR_CLOSED        ? SL_ERR_NOCONN
+               : rc == SL_ERR_UNSUPPORTED ? SL_ERR_MSG_TOO_BIG
+                                          : rc;
     }
     switch (m->kind) {
     case SL_KIND_SEND:
@@ -759,7 +764,8 @@ static void answer_fail(sl__cluster *k, lane *ln, const sl_envelope *e, int err)
     f.status = err;
     size_t n;
     const uint8_t *fr;
-    if (encode(k, ln->l, &f, true, &fr, &n) == SL_OK && sl_stream_write(ln->s, fr, n, NULL) == SL_OK)
+    if (encode(k, ln->l, &f, true, &fr, &n) == SL_OK &&
+        sl_stream_write(ln->s, fr, n, NULL) == SL_OK)
         sl_stream_finish(ln->s);
     else
         sl_stream_reset(ln->s, E_CANCELLED);
@@ -1429,8 +1435,8 @@ static int node_msg(sl__cluster *k, lane *ln, const sl_envelope *e)
             break;
         case NT_ROUTE_UP:
         case NT_ROUTE_DOWN:
-            rc = l->kind == LK_NODE ? on_route(k, l, &u.root, e->type == NT_ROUTE_UP)
-                                    : SL_ERR_PROTO;
+            rc =
+                l->kind == LK_NODE ? on_route(k, l, &u.root, e->type == NT_ROUTE_UP) : SL_ERR_PROTO;
             break;
         default:
             rc = SL_ERR_PROTO;
@@ -1441,8 +1447,7 @@ static int node_msg(sl__cluster *k, lane *ln, const sl_envelope *e)
         return FR_OK;
     if (hello || l->kind != LK_NODE) {
         /* Without its hello a browser session is nothing: close it whole. */
-        say(k, l, rc == SL_ERR_EXISTS ? "the gateway gave this node another id" : "bad hello",
-            rc);
+        say(k, l, rc == SL_ERR_EXISTS ? "the gateway gave this node another id" : "bad hello", rc);
         sl_conn_close(l->c, E_HELLO,
                       rc == SL_ERR_EXISTS ? "starling: node id changed" : "starling: bad hello");
         ln->dead = true;
@@ -1952,7 +1957,10 @@ bool sl__cluster_connected(const sl__cluster *k, uint64_t node)
     return sl__map_get(&k->peers, node) != NULL;
 }
 
-void sl__cluster_stats_get(const sl__cluster *k, sl__cluster_stats *out) { *out = k->st; }
+void sl__cluster_stats_get(const sl__cluster *k, sl__cluster_stats *out)
+{
+    *out = k->st;
+}
 
 /* ------------------------------------------------------------ lifecycle */
 
@@ -1964,8 +1972,8 @@ void sl__cluster_settings_default(sl__cluster_settings *s)
     s->backoff_max_ms = 5000;
 }
 
-int sl__cluster_new(const sl_transport_settings *ts, const sl__cluster_settings *cs,
-                    sl_core *core, const sl_mem *mem, size_t max_message, sl__cluster **out)
+int sl__cluster_new(const sl_transport_settings *ts, const sl__cluster_settings *cs, sl_core *core,
+                    const sl_mem *mem, size_t max_message, sl__cluster **out)
 {
     sl__cluster *k = mem->calloc(1, sizeof *k, mem->ud);
     if (!k)
@@ -2031,7 +2039,10 @@ int sl__cluster_new(const sl_transport_settings *ts, const sl__cluster_settings 
     return SL_OK;
 }
 
-uint64_t sl__cluster_node_id(const sl__cluster *k) { return k->node; }
+uint64_t sl__cluster_node_id(const sl__cluster *k)
+{
+    return k->node;
+}
 
 int sl__cluster_expose(sl__cluster *k, const char *name, sl_id actor)
 {
@@ -2051,8 +2062,14 @@ int sl__cluster_exposed(const sl__cluster *k, size_t i, const char **name, sl_id
     *actor = k->expo[i].id;
     return SL_OK;
 }
-sl_transport *sl__cluster_transport(const sl__cluster *k) { return k->t; }
-void sl__cluster_set_core(sl__cluster *k, sl_core *core) { k->core = core; }
+sl_transport *sl__cluster_transport(const sl__cluster *k)
+{
+    return k->t;
+}
+void sl__cluster_set_core(sl__cluster *k, sl_core *core)
+{
+    k->core = core;
+}
 
 void sl__cluster_on_peer(sl__cluster *k, void (*fn)(uint64_t, bool, void *), void *ud)
 {

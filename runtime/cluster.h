@@ -27,8 +27,8 @@ typedef struct sl__cluster_settings {
 } sl__cluster_settings;
 
 typedef struct sl__cluster_stats {
-    uint64_t rejected;       /* envelopes/frames/streams refused (bad input) */
-    uint64_t delivered;      /* envelopes handed to the core */
+    uint64_t rejected;  /* envelopes/frames/streams refused (bad input) */
+    uint64_t delivered; /* envelopes handed to the core */
     uint64_t lanes_opened, lanes_accepted, lanes_closed, lanes_paused;
     uint64_t asks_cancelled; /* ask streams reset (either side) */
     uint64_t datagrams_sent, datagrams_recv;
@@ -44,8 +44,8 @@ void sl__cluster_settings_default(sl__cluster_settings *s);
 
 /* Create the QUIC endpoint (mutual TLS forced on) for `core`'s node.
  * `cs` may be NULL. Returns the sl_quic_new() codes or SL_ERR_NOMEM. */
-int sl__cluster_new(const sl_transport_settings *ts, const sl__cluster_settings *cs,
-                    sl_core *core, const sl_mem *mem, size_t max_message, sl__cluster **out);
+int sl__cluster_new(const sl_transport_settings *ts, const sl__cluster_settings *cs, sl_core *core,
+                    const sl_mem *mem, size_t max_message, sl__cluster **out);
 /* Our node id (from the TLS key). */
 uint64_t sl__cluster_node_id(const sl__cluster *k);
 sl_transport *sl__cluster_transport(const sl__cluster *k);

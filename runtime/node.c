@@ -26,7 +26,7 @@
 struct sl_node {
     sl_mem mem; /* the allocator of the settings (or the C library's) */
     sl_core *core;
-    sl__cluster *cluster;  /* links to peer nodes, NULL for a local node */
+    sl__cluster *cluster; /* links to peer nodes, NULL for a local node */
     bool cluster_closing, cluster_closed;
     void (*on_peer)(sl_node *, uint64_t, bool, void *);
     void *peer_ud;
@@ -42,7 +42,7 @@ struct sl_node {
     bool stopping;
     bool stopped;
     int open_handles;
-    uint64_t jobs;       /* offloaded jobs not yet returned */
+    uint64_t jobs;        /* offloaded jobs not yet returned */
     struct job *job_list; /* those jobs, so that stop can cancel queued ones */
     uint64_t next_job;
     void (*on_stopped)(sl_node *, void *);
@@ -215,10 +215,22 @@ int sl_node_new(const sl_node_settings *settings, sl_node **out)
     return SL_OK;
 }
 
-sl_core *sl_node_core(const sl_node *n) { return n->core; }
-uv_loop_t *sl_node_loop(const sl_node *n) { return n->loop; }
-sl_node *sl_node_of(const sl_actor *self) { return sl_core_data(sl_actor_core(self)); }
-bool sl_node_stopped(const sl_node *n) { return n->stopped; }
+sl_core *sl_node_core(const sl_node *n)
+{
+    return n->core;
+}
+uv_loop_t *sl_node_loop(const sl_node *n)
+{
+    return n->loop;
+}
+sl_node *sl_node_of(const sl_actor *self)
+{
+    return sl_core_data(sl_actor_core(self));
+}
+bool sl_node_stopped(const sl_node *n)
+{
+    return n->stopped;
+}
 
 static void start_idle(sl_node *n)
 {
@@ -306,9 +318,18 @@ static void run_slice(sl_node *n)
     maybe_finish_stop(n);
 }
 
-static void on_idle(uv_idle_t *h) { run_slice(h->data); }
-static void on_async(uv_async_t *h) { run_slice(h->data); }
-static void on_timer(uv_timer_t *h) { run_slice(h->data); }
+static void on_idle(uv_idle_t *h)
+{
+    run_slice(h->data);
+}
+static void on_async(uv_async_t *h)
+{
+    run_slice(h->data);
+}
+static void on_timer(uv_timer_t *h)
+{
+    run_slice(h->data);
+}
 
 int sl_node_run(sl_node *n)
 {
@@ -401,8 +422,8 @@ static void after_work_cb(uv_work_t *req, int status)
     start_idle(n);
 }
 
-int sl_offload(sl_actor *self, sl_work_fn fn, void *arg, void (*release)(void *arg),
-               uint32_t type, uint64_t *job_id)
+int sl_offload(sl_actor *self, sl_work_fn fn, void *arg, void (*release)(void *arg), uint32_t type,
+               uint64_t *job_id)
 {
     if (!self)
         return SL_ERR_NOT_ACTOR;
@@ -440,7 +461,10 @@ int sl_offload(sl_actor *self, sl_work_fn fn, void *arg, void (*release)(void *a
 
 /* ------------------------------------------------------------ network */
 
-uint64_t sl_node_id(const sl_node *n) { return sl_core_node_id(n->core); }
+uint64_t sl_node_id(const sl_node *n)
+{
+    return sl_core_node_id(n->core);
+}
 
 int sl_node_listen(sl_node *n, const char *host, uint16_t port)
 {
@@ -463,7 +487,10 @@ int sl_node_connect(sl_node *n, const char *host, uint16_t port)
     return sl__cluster_dial(n->cluster, host, port);
 }
 
-sl__cluster *sl__node_cluster(const sl_node *n) { return n->cluster; }
+sl__cluster *sl__node_cluster(const sl_node *n)
+{
+    return n->cluster;
+}
 
 int sl_node_expose(sl_node *n, const char *name, sl_id actor)
 {
