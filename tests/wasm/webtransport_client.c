@@ -137,6 +137,8 @@ static struct {
     sl_transport *t1, *t2, *t3;
     tconn c1, c2, c3a, c3b, c3c;
     int streams_opened, streams_closed, conns_opened, conns_closed;
+    int aborts;             /* on_stream_reset + on_stream_stop_sending calls */
+    int aborts_at_close;
     bool in_call;           /* inside a call that may end something */
     bool closed_inside_call;
     bool t_closed[4];
@@ -293,6 +295,7 @@ static void on_writable(sl_stream *s, void *ud)
 static void on_stream_reset(sl_stream *s, uint64_t code, void *ud)
 {
     tstream *ts = sl_stream_data(s);
+    g.aborts++;
     ts->reset = true;
     ts->reset_code = code;
     poll_now();
@@ -301,6 +304,7 @@ static void on_stream_reset(sl_stream *s, uint64_t code, void *ud)
 static void on_stop_sending(sl_stream *s, uint64_t code, void *ud)
 {
     tstream *ts = sl_stream_data(s);
+    g.aborts++;
     ts->stopped = true;
     ts->stop_code = code;
     poll_now();
@@ -721,6 +725,7 @@ static int s_reset_poll(void)
 static void s_close_start(void)
 {
     g.in_call = false;
+    g.aborts_at_close = g.aborts;
     command(&g.c1, "CLOSE");
 }
 static int s_close_poll(void)
@@ -734,6 +739,8 @@ static int s_close_poll(void)
           g.c1.by_peer, (unsigned long long)g.c1.code, g.c1.reason);
     check("server close: every stream reported closed before the session",
           !g.c1.streams_left_at_close, NULL);
+    check("server close: no stream reset or stop reported for the session's end",
+          g.aborts == g.aborts_at_close, "%d", g.aborts - g.aborts_at_close);
     g.in_call = true;
     sl_transport_close(g.t1, on_transport_closed, (void *)1);
     g.in_call = false;
