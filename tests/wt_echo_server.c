@@ -80,15 +80,19 @@ static void log_event(const char *what, uint64_t code)
     fflush(stdout);
 }
 
-static uint8_t pattern_at(uint64_t i) { return (uint8_t)((i * 7 + (i >> 12)) & 255); }
+static uint8_t pattern_at(uint64_t i)
+{
+    return (uint8_t)((i * 7 + (i >> 12)) & 255);
+}
 
 /* Write the SEND stream's next bytes until done or the buffer is full. */
 static void pump_sender(void)
 {
     static uint8_t chunk[65536];
     while (sender.s && sender.written < sender.total) {
-        size_t n = sender.total - sender.written < sizeof chunk ? (size_t)(sender.total - sender.written)
-                                                                : sizeof chunk;
+        size_t n = sender.total - sender.written < sizeof chunk
+                       ? (size_t)(sender.total - sender.written)
+                       : sizeof chunk;
         for (size_t i = 0; i < n; i++)
             chunk[i] = pattern_at(sender.written + i);
         int rc = sl_stream_write(sender.s, chunk, n, NULL);
@@ -137,10 +141,11 @@ static bool command(sl_stream *s, const uint8_t *data, size_t len)
         if (sender.s)
             sl_stream_stats_get(sender.s, &sender.last);
         char out[160];
-        int k = snprintf(out, sizeof out, "written=%llu acked=%llu buffered=%zu total=%llu done=%d\n",
-                         (unsigned long long)sender.last.bytes_written,
-                         (unsigned long long)sender.last.bytes_acked, sender.last.buffered,
-                         (unsigned long long)sender.total, sender.done);
+        int k =
+            snprintf(out, sizeof out, "written=%llu acked=%llu buffered=%zu total=%llu done=%d\n",
+                     (unsigned long long)sender.last.bytes_written,
+                     (unsigned long long)sender.last.bytes_acked, sender.last.buffered,
+                     (unsigned long long)sender.total, sender.done);
         answer(s, out, (size_t)k);
         return true;
     }

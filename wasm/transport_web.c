@@ -53,12 +53,12 @@
 #define URL_MAX 4096
 
 struct w_transport {
-    struct sl_transport base; /* first: the generic functions see this */
-    char *path, *token;       /* copies of settings.webtransport's */
-    bool pinned;              /* SL_VERIFY_PIN_CERT: base.set.tls.pin */
-    w_conn *conns;            /* every connection not yet freed */
+    struct sl_transport base;    /* first: the generic functions see this */
+    char *path, *token;          /* copies of settings.webtransport's */
+    bool pinned;                 /* SL_VERIFY_PIN_CERT: base.set.tls.pin */
+    w_conn *conns;               /* every connection not yet freed */
     void *reap_head, *reap_tail; /* w_stream / w_conn, linked by reap_next */
-    bool posted;              /* a reap macrotask is pending */
+    bool posted;                 /* a reap macrotask is pending */
     bool closing, close_done;
     void (*on_closed)(sl_transport *, void *);
     void *close_ud;
@@ -75,18 +75,18 @@ struct w_conn {
     struct sl_conn base; /* first */
     reapable r;
     w_transport *t;
-    w_conn *prev, *next;   /* t->conns */
-    w_stream *streams;     /* every stream not yet freed */
+    w_conn *prev, *next;             /* t->conns */
+    w_stream *streams;               /* every stream not yet freed */
     w_stream *want_head, *want_tail; /* refused for the connection's buffer, FIFO */
-    int js;                /* the session's JS handle */
+    int js;                          /* the session's JS handle */
     bool ready;
-    bool dead;             /* ended: on_conn_closed is due (reap queue) */
-    bool kick;             /* wake want_* from the reap macrotask */
+    bool dead; /* ended: on_conn_closed is due (reap queue) */
+    bool kick; /* wake want_* from the reap macrotask */
     int why_err;
     bool why_by_peer, why_app;
     uint64_t why_code;
-    char *why_reason;      /* owned, or NULL */
-    size_t buffered;       /* bytes of all streams the browser has not taken */
+    char *why_reason;                       /* owned, or NULL */
+    size_t buffered;                        /* bytes of all streams the browser has not taken */
     uint64_t next_local[2], next_remote[2]; /* [bidi=0, uni=1] */
     sl_conn_stats st;
 };
@@ -95,17 +95,17 @@ struct w_stream {
     struct sl_stream base; /* first */
     reapable r;
     w_conn *c;
-    w_stream *prev, *next;       /* c->streams */
+    w_stream *prev, *next; /* c->streams */
     w_stream *want_prev, *want_next;
-    bool want_conn;              /* on c->want_* */
-    bool want_own;               /* refused for its own buffer */
+    bool want_conn; /* on c->want_* */
+    bool want_own;  /* refused for its own buffer */
     int js;
-    bool wr_done;                /* sending side over (finished, reset, stopped) */
-    bool wr_dropped;             /* reset or stopped: later "sent" reports are stale */
-    bool fin_req;                /* sl_stream_finish called */
-    bool rd_done;                /* receiving side over (FIN, reset, stop_sending) */
-    bool reading;                /* a read was asked and not answered */
-    bool dead;                   /* on_stream_closed is due */
+    bool wr_done;    /* sending side over (finished, reset, stopped) */
+    bool wr_dropped; /* reset or stopped: later "sent" reports are stale */
+    bool fin_req;    /* sl_stream_finish called */
+    bool rd_done;    /* receiving side over (FIN, reset, stop_sending) */
+    bool reading;    /* a read was asked and not answered */
+    bool dead;       /* on_stream_closed is due */
     size_t buffered;
     sl_stream_stats st;
 };
@@ -116,7 +116,10 @@ static const uint8_t empty[1];
 
 /* ------------------------------------------------------------- memory */
 
-static void *t_alloc(w_transport *t, size_t n) { return t->base.mem.malloc(n, t->base.mem.ud); }
+static void *t_alloc(w_transport *t, size_t n)
+{
+    return t->base.mem.malloc(n, t->base.mem.ud);
+}
 static void t_free(w_transport *t, void *p)
 {
     if (p)
@@ -132,7 +135,10 @@ static char *t_strdup(w_transport *t, const char *s)
     return p;
 }
 
-void *sl__wt_alloc(w_transport *t, size_t n) { return t_alloc(t, n ? n : 1); }
+void *sl__wt_alloc(w_transport *t, size_t n)
+{
+    return t_alloc(t, n ? n : 1);
+}
 
 /* ---------------------------------------------------------- reaping */
 
@@ -530,7 +536,10 @@ void sl__wt_on_datagram(w_conn *c, uint8_t *data, size_t len)
 /* ---------------------------------------------------------- streams */
 
 /* sendOrder from a priority class: higher goes first, CRITICAL highest. */
-static int send_order(int prio) { return (SL_PRIO_COUNT - 1 - prio) * 1000; }
+static int send_order(int prio)
+{
+    return (SL_PRIO_COUNT - 1 - prio) * 1000;
+}
 
 static w_stream *stream_new(w_conn *c, bool bidi, bool local, int prio, void *ud)
 {
@@ -648,8 +657,8 @@ static int w_stream_write(sl_stream *bs, const void *data, size_t len, size_t *b
     const sl_transport_settings *set = &c->t->base.set;
     if (c->dead || s->dead || s->wr_done || s->fin_req)
         return SL_ERR_CLOSED;
-    if (len && (s->buffered + len > set->max_stream_buffer ||
-                c->buffered + len > set->max_conn_buffer)) {
+    if (len &&
+        (s->buffered + len > set->max_stream_buffer || c->buffered + len > set->max_conn_buffer)) {
         if (s->buffered + len > set->max_stream_buffer)
             s->want_own = true;
         else
@@ -754,12 +763,21 @@ static int w_stream_stats(const sl_stream *bs, sl_stream_stats *out)
 }
 
 /* 0-RTT is the browser's business; nothing to mark. */
-static int w_stream_allow_early(sl_stream *bs) { return SL_OK; }
+static int w_stream_allow_early(sl_stream *bs)
+{
+    return SL_OK;
+}
 
 /* --------------------------------------------------------- endpoint */
 
-static int w_listen(sl_transport *t, const char *host, uint16_t port) { return SL_ERR_UNSUPPORTED; }
-static int w_local_port(const sl_transport *t, uint16_t *port) { return SL_ERR_INVAL; }
+static int w_listen(sl_transport *t, const char *host, uint16_t port)
+{
+    return SL_ERR_UNSUPPORTED;
+}
+static int w_local_port(const sl_transport *t, uint16_t *port)
+{
+    return SL_ERR_INVAL;
+}
 
 static void w_close(sl_transport *bt, void (*on_closed)(sl_transport *, void *), void *ud)
 {
@@ -798,7 +816,10 @@ static int w_stats(const sl_transport *bt, sl_transport_stats *out)
 }
 
 /* A page has no key of its own: its gateway assigns its node id. */
-static int w_node_id(const sl_transport *t, uint64_t *out) { return SL_ERR_NOTFOUND; }
+static int w_node_id(const sl_transport *t, uint64_t *out)
+{
+    return SL_ERR_NOTFOUND;
+}
 
 static const sl_transport_ops web_ops = {
     .name = "webtransport-browser",
@@ -826,8 +847,7 @@ static const sl_transport_ops web_ops = {
 
 int sl_web_transport_new(const sl_transport_settings *s, sl_transport **out)
 {
-    if (!s || !out || !s->webtransport || !s->webtransport->path ||
-        s->webtransport->path[0] != '/')
+    if (!s || !out || !s->webtransport || !s->webtransport->path || s->webtransport->path[0] != '/')
         return SL_ERR_INVAL;
     const sl_tls_settings *tls = &s->tls;
     /* What a page cannot do is refused, not quietly weakened: no SPKI pins
@@ -865,5 +885,11 @@ int sl_web_transport_new(const sl_transport_settings *s, sl_transport **out)
 
 /* The WebTransport server's session info and the certificate hash are
  * server-side things; a page's sessions have neither. */
-int sl_conn_wt_info(const sl_conn *c, sl_wt_info *out) { return SL_ERR_INVAL; }
-int sl_transport_cert_sha256(const sl_transport *t, uint8_t out[32]) { return SL_ERR_UNSUPPORTED; }
+int sl_conn_wt_info(const sl_conn *c, sl_wt_info *out)
+{
+    return SL_ERR_INVAL;
+}
+int sl_transport_cert_sha256(const sl_transport *t, uint8_t out[32])
+{
+    return SL_ERR_UNSUPPORTED;
+}

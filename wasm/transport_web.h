@@ -45,7 +45,8 @@ int sl__wt_datagram_send(int js, const void *data, size_t len);
 /* createBidirectionalStream/createUnidirectionalStream({sendOrder}); the
  * stream is usable at once. Returns the stream's handle (> 0). */
 int sl__wt_stream_open(int session, w_stream *s, int bidi, int send_order);
-/* Queue bytes (copied) after the ones before; sl__wt_on_sent follows. Returns 0 or -1 (no memory). */
+/* Queue bytes (copied) after the ones before; sl__wt_on_sent follows. Returns 0 or -1 (no memory).
+ */
 int sl__wt_stream_write(int js, const void *data, size_t len);
 /* Close the writer after the queued bytes; sl__wt_on_write_end(s, 0) follows. */
 void sl__wt_stream_finish(int js);

@@ -103,9 +103,10 @@ SL_EXTERN void sl_web_node_del(sl_web_node *node);
  * unidirectional); sl_conn_close's code is a 32-bit WebTransport code and
  * its reason is cut to 1024 bytes; the codes of sl_stream_reset and
  * sl_stream_stop_sending are what the browser can send: 32 bits by the
- * current spec, only 0-255 in Chromium 156 (larger ones: SL_ERR_INVAL). on_conn_closed: why->app with the session's code
- * and reason when `closed` resolved (the server's CLOSE_WEBTRANSPORT_SESSION
- * capsule, by_peer true) or after our sl_conn_close (by_peer false); err
+ * current spec, only 0-255 in Chromium 156 (larger ones: SL_ERR_INVAL).
+ * on_conn_closed: why->app with the session's code and reason when
+ * `closed` resolved (the server's CLOSE_WEBTRANSPORT_SESSION capsule,
+ * by_peer true) or after our sl_conn_close (by_peer false); err
  * SL_ERR_NOCONN with the browser's message as reason when the session
  * failed, including a refusal (403, 404, ...: the browser does not say
  * which) before on_conn_ready. Stream stats: bytes_sent counts bytes the

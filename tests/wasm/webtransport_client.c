@@ -97,7 +97,10 @@ static const sl_mem counting = {c_malloc, c_free, c_calloc, c_realloc, NULL};
 
 /* ------------------------------------------------------ test objects */
 
-static uint8_t pattern_at(uint64_t i) { return (uint8_t)((i * 7 + (i >> 12)) & 255); }
+static uint8_t pattern_at(uint64_t i)
+{
+    return (uint8_t)((i * 7 + (i >> 12)) & 255);
+}
 
 typedef struct tconn {
     sl_conn *c;
@@ -128,7 +131,7 @@ typedef struct tstream {
     uint64_t recv;
     bool fin, reset, stopped, closed;
     uint64_t reset_code, stop_code;
-    bool hold;          /* stop consuming once consumed >= hold_after */
+    bool hold; /* stop consuming once consumed >= hold_after */
     uint64_t hold_after, consumed, held;
     uint64_t max_unconsumed; /* largest recv - consumed seen */
 } tstream;
@@ -137,15 +140,15 @@ static struct {
     sl_transport *t1, *t2, *t3;
     tconn c1, c2, c3a, c3b, c3c;
     int streams_opened, streams_closed, conns_opened, conns_closed;
-    int aborts;             /* on_stream_reset + on_stream_stop_sending calls */
+    int aborts; /* on_stream_reset + on_stream_stop_sending calls */
     int aborts_at_close;
-    bool in_call;           /* inside a call that may end something */
+    bool in_call; /* inside a call that may end something */
     bool closed_inside_call;
     bool t_closed[4];
-    tstream *incoming[16];  /* streams the server opened */
+    tstream *incoming[16]; /* streams the server opened */
     int n_incoming;
-    double t0;              /* step start */
-    double mark;            /* a time inside a step */
+    double t0;   /* step start */
+    double mark; /* a time inside a step */
     int phase;
     char host[64];
     int port;
@@ -378,8 +381,14 @@ static bool connect_to(sl_transport *t, tconn *tc)
 
 /* ----------------------------------------------------------- steps */
 
-static double now(void) { return emscripten_get_now(); }
-static double since(void) { return now() - g.t0; }
+static double now(void)
+{
+    return emscripten_get_now();
+}
+static double since(void)
+{
+    return now() - g.t0;
+}
 
 /* Parse a STATS answer. */
 static bool parse_stats(const tstream *ts, unsigned long long *w, unsigned long long *a,
@@ -394,8 +403,8 @@ static bool parse_stats(const tstream *ts, unsigned long long *w, unsigned long 
                   done) == 5;
 }
 
-static uint8_t *big;      /* pattern bytes for the echoes */
-static tstream *st[16];   /* the current step's streams */
+static uint8_t *big;    /* pattern bytes for the echoes */
+static tstream *st[16]; /* the current step's streams */
 static int nst;
 static const size_t sizes[] = {0, 1, 1000, 65543, 300000, 3 * MIB + 5};
 #define NSIZES (sizeof sizes / sizeof sizes[0])
@@ -419,8 +428,8 @@ static int s_connect_poll(void)
     uint64_t id;
     check("session ready", true, NULL);
     check("sl_conn_is_client", sl_conn_is_client(g.c1.c), NULL);
-    check("sl_conn_peer_node_id is NOTFOUND",
-          sl_conn_peer_node_id(g.c1.c, &id) == SL_ERR_NOTFOUND, NULL);
+    check("sl_conn_peer_node_id is NOTFOUND", sl_conn_peer_node_id(g.c1.c, &id) == SL_ERR_NOTFOUND,
+          NULL);
     check("sl_conn_alpn is h3", sl_conn_alpn(g.c1.c) && !strcmp(sl_conn_alpn(g.c1.c), "h3"), NULL);
     check("sl_transport_node_id is NOTFOUND", sl_transport_node_id(g.t1, &id) == SL_ERR_NOTFOUND,
           NULL);
@@ -525,11 +534,11 @@ static void s_prio_start(void)
         snprintf(msg[p], sizeof msg[p], "prio-%d", p);
         st[nst++] = open_stream(&g.c1, true, p, msg[p], strlen(msg[p]), true);
     }
-    int rc = st[SL_PRIO_BACKGROUND] ? sl_stream_set_prio(st[SL_PRIO_BACKGROUND]->s, SL_PRIO_CRITICAL)
-                                    : -1;
-    check("sl_stream_set_prio", rc == SL_OK && sl_stream_prio(st[SL_PRIO_BACKGROUND]->s) ==
-                                                   SL_PRIO_CRITICAL,
-          "%d", rc);
+    int rc = st[SL_PRIO_BACKGROUND]
+                 ? sl_stream_set_prio(st[SL_PRIO_BACKGROUND]->s, SL_PRIO_CRITICAL)
+                 : -1;
+    check("sl_stream_set_prio",
+          rc == SL_OK && sl_stream_prio(st[SL_PRIO_BACKGROUND]->s) == SL_PRIO_CRITICAL, "%d", rc);
 }
 static int s_prio_poll(void)
 {
@@ -707,7 +716,8 @@ static int s_reset_poll(void)
         if (!r_events->fin)
             return 0;
         char ev[512];
-        snprintf(ev, sizeof ev, "%.*s", (int)r_events->in_len, r_events->in ? (char *)r_events->in : "");
+        snprintf(ev, sizeof ev, "%.*s", (int)r_events->in_len,
+                 r_events->in ? (char *)r_events->in : "");
         for (char *p = ev; *p; p++)
             if (*p == '\n')
                 *p = ';';
