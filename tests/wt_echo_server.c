@@ -12,6 +12,18 @@
  *  - a unidirectional stream is collected and, at its FIN, sent back on a
  *    new server-opened unidirectional stream;
  *  - a datagram is echoed.
+ * A bidirectional stream whose first bytes are one of these commands (a
+ * line sent in one write, so that it arrives in the first chunk) is not
+ * echoed but does what it says, for the browser transport's tests
+ * (tests/browser_webtransport_test.sh):
+ *  - "SEND <n>\n": send n bytes of a pattern (byte i = (i * 7 + (i >> 12)) & 255)
+ *    on this stream as fast as flow control lets, then FIN (one at a time);
+ *  - "STATS\n": answer "written=W acked=A buffered=B total=N done=D\n" for
+ *    the last SEND stream (its sl_stream_stats), then FIN;
+ *  - "RESET <code>\n": reset our sending side with that code;
+ *  - "STOP <code>\n": ask the peer to stop sending with that code;
+ *  - "EVENTS\n": answer the log of stream resets and stop-sendings received
+ *    ("reset code=C\n", "stop code=C\n"), then FIN.
  * GET /health answers "ok" (the transport does that).
  *
  * Prints "READY port=<p> sha256=<hex of the certificate's DER>" when
@@ -47,6 +59,130 @@ static uv_timer_t deadline;
 static const char *token = "starling-test-token";
 
 static void stop(void);
+
+/* The SEND command's stream (one at a time) and its last stats. */
+static struct {
+    sl_stream *s;
+    uint64_t total, written;
+    sl_stream_stats last;
+    bool done;
+} sender;
+static char events[4096]; /* EVENTS answer */
+static size_t events_len;
+
+static void log_event(const char *what, uint64_t code)
+{
+    int n = snprintf(events + events_len, sizeof events - events_len, "%s code=%llu\n", what,
+                     (unsigned long long)code);
+    if (n > 0 && (size_t)n < sizeof events - events_len)
+        events_len += (size_t)n;
+    printf("STREAM_%s code=%llu\n", what, (unsigned long long)code);
+    fflush(stdout);
+}
+
+static uint8_t pattern_at(uint64_t i)
+{
+    return (uint8_t)((i * 7 + (i >> 12)) & 255);
+}
+
+/* Write the SEND stream's next bytes until done or the buffer is full. */
+static void pump_sender(void)
+{
+    static uint8_t chunk[65536];
+    while (sender.s && sender.written < sender.total) {
+        size_t n = sender.total - sender.written < sizeof chunk
+                       ? (size_t)(sender.total - sender.written)
+                       : sizeof chunk;
+        for (size_t i = 0; i < n; i++)
+            chunk[i] = pattern_at(sender.written + i);
+        int rc = sl_stream_write(sender.s, chunk, n, NULL);
+        if (rc == SL_ERR_AGAIN)
+            return; /* on_stream_writable comes back */
+        if (rc != SL_OK) {
+            sender.s = NULL;
+            return;
+        }
+        sender.written += n;
+    }
+    if (sender.s && sender.written == sender.total) {
+        sl_stream_finish(sender.s);
+        sender.done = true;
+    }
+}
+
+static void answer(sl_stream *s, const char *text, size_t len)
+{
+    sl_stream_write(s, text, len, NULL);
+    sl_stream_finish(s);
+}
+
+/* A command in the first chunk of a bidi stream? Returns true if handled. */
+static bool command(sl_stream *s, const uint8_t *data, size_t len)
+{
+    char line[64];
+    size_t n = 0;
+    while (n < len && n < sizeof line - 1 && data[n] != '\n')
+        n++;
+    if (n == len || data[n] != '\n')
+        return false;
+    memcpy(line, data, n);
+    line[n] = 0;
+    unsigned long long v = 0;
+    if (sscanf(line, "SEND %llu", &v) == 1) {
+        if (sender.s)
+            sl_stream_reset(sender.s, 0);
+        memset(&sender, 0, sizeof sender);
+        sender.s = s;
+        sender.total = v;
+        pump_sender();
+        return true;
+    }
+    if (strcmp(line, "STATS") == 0) {
+        if (sender.s)
+            sl_stream_stats_get(sender.s, &sender.last);
+        char out[160];
+        int k =
+            snprintf(out, sizeof out, "written=%llu acked=%llu buffered=%zu total=%llu done=%d\n",
+                     (unsigned long long)sender.last.bytes_written,
+                     (unsigned long long)sender.last.bytes_acked, sender.last.buffered,
+                     (unsigned long long)sender.total, sender.done);
+        answer(s, out, (size_t)k);
+        return true;
+    }
+    if (sscanf(line, "RESET %llu", &v) == 1) {
+        sl_stream_reset(s, v);
+        return true;
+    }
+    if (sscanf(line, "STOP %llu", &v) == 1) {
+        sl_stream_stop_sending(s, v);
+        return true;
+    }
+    if (strcmp(line, "EVENTS") == 0) {
+        answer(s, events, events_len);
+        return true;
+    }
+    return false;
+}
+
+static void on_stream_writable(sl_stream *s, void *ud)
+{
+    if (s == sender.s)
+        pump_sender();
+}
+
+static void on_stream_reset(sl_stream *s, uint64_t code, void *ud)
+{
+    log_event("reset", code);
+}
+
+static void on_stream_stop_sending(sl_stream *s, uint64_t code, void *ud)
+{
+    log_event("stop", code);
+    if (s == sender.s) {
+        sl_stream_stats_get(s, &sender.last);
+        sender.s = NULL;
+    }
+}
 
 static bool check_token(const char *tok, const char *origin, void *ud)
 {
@@ -97,6 +233,10 @@ static void on_stream_data(sl_stream *s, const uint8_t *data, size_t len, bool f
             sl_conn_close(c, 4242, "bye from starling");
             return;
         }
+        if (st.bytes_recv == len && command(s, data, len))
+            return;
+        if (s == sender.s)
+            return; /* what the peer sends on a SEND stream is dropped */
         if (len)
             sl_stream_write(s, data, len, NULL);
         if (fin)
@@ -134,6 +274,10 @@ static void on_stream_data(sl_stream *s, const uint8_t *data, size_t len, bool f
 
 static void on_stream_closed(sl_stream *s, void *ud)
 {
+    if (s == sender.s) {
+        sl_stream_stats_get(s, &sender.last);
+        sender.s = NULL;
+    }
     uni_buf *b = sl_stream_data(s);
     if (b && (sl_stream_id(s) & 2) && !(sl_stream_id(s) & 1)) {
         free(b->p);
@@ -237,6 +381,9 @@ int main(int argc, char **argv)
     s.cb.on_conn_closed = on_closed;
     s.cb.on_stream_data = on_stream_data;
     s.cb.on_stream_closed = on_stream_closed;
+    s.cb.on_stream_writable = on_stream_writable;
+    s.cb.on_stream_reset = on_stream_reset;
+    s.cb.on_stream_stop_sending = on_stream_stop_sending;
     s.cb.on_datagram = on_datagram;
     int rc = sl_quic_new(&s, &T);
     if (rc) {

@@ -27,11 +27,20 @@
  * this interface need not care whether a peer is a node or a browser.
  *
  * One thread: all calls on the loop's thread.
+ *
+ * In the browser build (Emscripten) this header is used without libuv:
+ * uv_loop_t is only declared, `loop` is ignored, and the transport is
+ * sl_web_transport_new() from starling/web.h (WebTransport over the
+ * browser's `WebTransport` object; the page's event loop is its loop).
  */
 #ifndef STARLING_TRANSPORT_H
 #define STARLING_TRANSPORT_H
 
+#ifdef __EMSCRIPTEN__
+typedef struct uv_loop_s uv_loop_t;
+#else
 #include <uv.h>
+#endif
 
 #include "common.h"
 
@@ -186,7 +195,7 @@ typedef struct sl_wt_info {
 /* ------------------------------------------------------------ settings */
 
 typedef struct sl_transport_settings {
-    uv_loop_t *loop;                /* required */
+    uv_loop_t *loop;                /* required (ignored by the browser's web transport) */
     const sl_mem *mem;              /* NULL = C library */
     sl_transport_callbacks cb;
     void *ud;

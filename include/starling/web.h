@@ -22,6 +22,7 @@
 #define STARLING_WEB_H
 
 #include "actor.h"
+#include "transport.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -72,6 +73,60 @@ SL_EXTERN bool sl_web_node_stopped(const sl_web_node *node);
  * callback of this node (defer it, e.g. from on_stopped with a new macrotask).
  */
 SL_EXTERN void sl_web_node_del(sl_web_node *node);
+
+/* ------------------------------------------------------- transport */
+
+/*
+ * The browser's transport: WebTransport sessions to a node's WebTransport
+ * server (transport.h, "WebTransport"), through the browser's
+ * `WebTransport` object. It implements the transport interface of
+ * transport.h for the client side, so the sl_transport_* / sl_conn_* /
+ * sl_stream_* / sl_datagram_* functions work on it as on sl_quic_new's.
+ *
+ * Settings used: cb and ud; mem; webtransport->path (required, starts with
+ * '/', may carry a query) and webtransport->token (sent as the query
+ * parameter `token`, percent-encoded; NULL or "" = none); tls.verify:
+ * SL_VERIFY_PIN_CERT pins tls.pin with serverCertificateHashes (the server
+ * certificate must then be ECDSA and valid at most 14 days), SL_VERIFY_CA
+ * (without ca_file) uses the browser's Web PKI; max_stream_buffer,
+ * max_conn_buffer, low_water. Ignored: loop, the browser's own QUIC
+ * settings (windows, timeouts, stream limits), cert_file/key_file (a page
+ * presents no client certificate) and every server-side field.
+ *
+ * Contract differences from the native transport, all forced by the
+ * browser: sl_transport_connect takes a host name or IP literal (IPv6
+ * without brackets is bracketed); sl_transport_listen gives
+ * SL_ERR_UNSUPPORTED; sl_transport_node_id and sl_conn_peer_node_id give
+ * SL_ERR_NOTFOUND (a page has no key, and cannot see the server's
+ * certificate; its gateway assigns its id); sl_conn_alpn is "h3"; stream
+ * ids are synthetic but keep QUIC's low bits (bit 0: server-opened, bit 1:
+ * unidirectional); sl_conn_close's code is a 32-bit WebTransport code and
+ * its reason is cut to 1024 bytes; the codes of sl_stream_reset and
+ * sl_stream_stop_sending are what the browser can send: 32 bits by the
+ * current spec, only 0-255 in Chromium 156 (larger ones: SL_ERR_INVAL).
+ * on_conn_closed: why->app with the session's code and reason when
+ * `closed` resolved (the server's CLOSE_WEBTRANSPORT_SESSION capsule,
+ * by_peer true) or after our sl_conn_close (by_peer false); err
+ * SL_ERR_NOCONN with the browser's message as reason when the session
+ * failed, including a refusal (403, 404, ...: the browser does not say
+ * which) before on_conn_ready. Stream stats: bytes_sent counts bytes the
+ * browser took, buffered those it has not; bytes_acked stays 0 (not
+ * visible). Connection stats: bytes and datagrams counted here, streams
+ * open, resets received; no RTT or congestion figures.
+ *
+ * Flow control: a stream is read only while everything delivered to
+ * on_stream_data has been consumed, at most 64 KiB per read, so at most
+ * 64 KiB per stream are delivered and not consumed; the rest waits in the
+ * browser, which stops granting credit to the server when its buffers are
+ * full.
+ *
+ * Returns SL_OK, SL_ERR_NOMEM, SL_ERR_INVAL (no webtransport path),
+ * SL_ERR_UNSUPPORTED (tls.verify SL_VERIFY_PIN_SPKI or
+ * SL_VERIFY_NONE_INSECURE_DEV_ONLY, or a ca_file: a page can do none of
+ * these). sl_transport_connect also returns SL_ERR_UNSUPPORTED when the
+ * browser has no WebTransport, SL_ERR_CLOSED once the transport is closing.
+ */
+SL_EXTERN int sl_web_transport_new(const sl_transport_settings *settings, sl_transport **out);
 
 /* ---------------------------------------------------------- C agents */
 
