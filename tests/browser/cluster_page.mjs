@@ -150,6 +150,8 @@ async function full() {
   });
   void proberFrom;
   await until(() => got.some((g) => g.type === T.SCRIPT_DONE), 8000);
+  // datagrams travel apart from the stream that carries SCRIPT_DONE
+  await until(() => got.filter((g) => g.type === T.DGRAM).length >= 20, 1000);
   const bulk = got.map((g, i) => [g.type, i]).filter(([t]) => t === T.BULK);
   const urgentAt = got.findIndex((g) => g.type === T.URGENT);
   const lastBulk = bulk.length ? bulk[bulk.length - 1][1] : -1;
