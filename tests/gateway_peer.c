@@ -459,7 +459,7 @@ int main(int argc, char **argv)
     spawn_named(gw, &silent_b, "silent", true);
     spawn_named(gw, &prober_b, "prober", true);
     spawn_named(gw, &blaster_b, "blaster", true);
-    spawn_named(gw, &echo_b, "secret", false);
+    print_id("SECRET", "secret", spawn_named(gw, &echo_b, "secret", false));
     if (far_node) {
         sl_spawn_opts o;
         sl_spawn_opts_default(&o);

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "starling/pack.h"
 #include "starling/schema.h"
 #include "starling/web.h"
 #include "wasm/web_int.h"
@@ -148,6 +149,13 @@ SL_EXTERN int sl__js_register(sl_web_node *n, uint32_t nl, uint32_t nh, uint32_t
 SL_EXTERN int sl__js_unregister(sl_web_node *n);
 SL_EXTERN int sl__js_whereis(sl_web_node *n);
 SL_EXTERN const sl_core_stats *sl__js_stats(sl_web_node *n);
+SL_EXTERN int sl__js_node_connect(sl_web_node *n, const uint8_t *cfg, size_t len);
+SL_EXTERN const char *sl__js_exposed(sl_web_node *n, uint32_t i);
+SL_EXTERN int sl__js_send_unreliable(sl_actor *self, uint32_t nl, uint32_t nh, uint32_t ll,
+                                     uint32_t lh, uint32_t type, int prio, const uint8_t *data,
+                                     size_t len);
+SL_EXTERN uint32_t sl__js_unreliable_max(sl_web_node *n, uint32_t nl, uint32_t nh, uint32_t ll,
+                                         uint32_t lh);
 
 /* ------------------------------------------------------------- tables */
 
@@ -274,6 +282,79 @@ int sl__js_send(sl_web_node *n, sl_actor *self, uint32_t nl, uint32_t nh, uint32
     if (self)
         return sl_send(self, to, type, prio, data, len);
     return sl_core_send(sl_web_node_core(n), to, type, prio, data, len);
+}
+
+int sl__js_send_unreliable(sl_actor *self, uint32_t nl, uint32_t nh, uint32_t ll, uint32_t lh,
+                           uint32_t type, int prio, const uint8_t *data, size_t len)
+{
+    return sl_send_unreliable(self, mkid(nl, nh, ll, lh), type, prio, data, len);
+}
+
+uint32_t sl__js_unreliable_max(sl_web_node *n, uint32_t nl, uint32_t nh, uint32_t ll, uint32_t lh)
+{
+    return (uint32_t)sl_unreliable_max(sl_web_node_core(n), mkid(nl, nh, ll, lh));
+}
+
+/* ------------------------------------------------------------ cluster */
+
+static void js_peer(sl_web_node *n, uint64_t peer, bool up, void *ud)
+{
+    (void)ud;
+    sl__web_js_peer(n, (uint32_t)peer, (uint32_t)(peer >> 32), up);
+}
+
+/* cfg: msgpack [host, port, path, token|nil, sha256 bin|nil, reconnect_min_ms,
+ * reconnect_max_ms], made by starling.js's connect(). */
+int sl__js_node_connect(sl_web_node *n, const uint8_t *cfg, size_t len)
+{
+    sl_unpacked u;
+    int rc = sl_unpack(cfg, len, NULL, &u);
+    char host[256], path[1024], token[1024];
+    uint64_t port = 0, rmin = 0, rmax = 0;
+    const uint8_t *hash = NULL;
+    size_t hl = 0;
+    const msgpack_object *o;
+    if (rc == SL_OK &&
+        (sl_msgpack_at(&u.root, 0, &o) || sl_msgpack_copy_str(o, host, sizeof host) ||
+         sl_msgpack_at_uint64(&u.root, 1, &port) || port > 65535 ||
+         sl_msgpack_at(&u.root, 2, &o) || sl_msgpack_copy_str(o, path, sizeof path) ||
+         sl_msgpack_at_uint64(&u.root, 5, &rmin) || sl_msgpack_at_uint64(&u.root, 6, &rmax)))
+        rc = SL_ERR_INVAL;
+    bool has_token = false;
+    if (rc == SL_OK && sl_msgpack_at(&u.root, 3, &o) == SL_OK && o->type != MSGPACK_OBJECT_NIL) {
+        has_token = true;
+        if (sl_msgpack_copy_str(o, token, sizeof token))
+            rc = SL_ERR_INVAL;
+    }
+    if (rc == SL_OK && sl_msgpack_at(&u.root, 4, &o) == SL_OK && o->type != MSGPACK_OBJECT_NIL &&
+        (sl_msgpack_get_bin(o, &hash, &hl) || hl != 32))
+        rc = SL_ERR_INVAL;
+    if (rc == SL_OK) {
+        sl_web_connect c;
+        memset(&c, 0, sizeof c);
+        c.host = host;
+        c.port = (uint16_t)port;
+        c.path = path;
+        c.token = has_token ? token : NULL;
+        c.cert_sha256 = hash;
+        c.reconnect_min_ms = (uint32_t)rmin;
+        c.reconnect_max_ms = (uint32_t)rmax;
+        c.on_peer = js_peer;
+        rc = sl_web_node_connect(n, &c);
+    }
+    sl_unpacked_fini(&u);
+    return rc;
+}
+
+/* The i-th exposed actor: its name (NULL past the last), its id in io.id. */
+const char *sl__js_exposed(sl_web_node *n, uint32_t i)
+{
+    const char *name;
+    sl_id id;
+    if (sl_web_node_exposed(n, i, &name, &id) != SL_OK)
+        return NULL;
+    put_id(id);
+    return name;
 }
 
 int sl__js_ask(sl_actor *self, uint32_t nl, uint32_t nh, uint32_t ll, uint32_t lh, uint32_t type,

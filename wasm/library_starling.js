@@ -128,6 +128,14 @@ mergeInto(LibraryManager.library, {
     }
   },
 
+  sl__web_js_peer: function(n, lo, hi, up) {
+    try {
+      Module['slHost'].peer(n, lo >>> 0, hi >>> 0, !!up);
+    } catch (e) {
+      err('starling: peer callback failed: ' + (e && e.stack || e));
+    }
+  },
+
   sl__web_js_stopped: function(n) {
     try {
       Module['slHost'].stopped(n);

@@ -19,15 +19,22 @@
  * node keeps running until every actor has stopped, then cancels its timer
  * and reports on_stopped.
  *
- * Later phases plug a transport in through the core's `remote` hook (kept
- * from the settings): the WebTransport link to a gateway node.
+ * A node that joins a cluster (sl_web_node_connect) gets runtime/cluster.c,
+ * the same cluster layer as native nodes, in browser mode over the
+ * WebTransport transport (transport_web.c): the core's remote, room and
+ * remote_unreliable_max hooks go to it, and its housekeeping (reconnects,
+ * idle lanes) runs every TICK_MS on the node's timer while it is connected.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "starling/web.h"
 #include "actors/mem.h"
+#include "runtime/cluster.h"
 #include "wasm/web_int.h"
+
+/* Period of the cluster's housekeeping, as runtime/node.c's. */
+#define TICK_MS 100
 
 struct sl_web_node {
     sl_mem mem; /* the allocator of the settings (or the C library's) */
@@ -40,6 +47,16 @@ struct sl_web_node {
     bool stopped;
     void (*on_stopped)(sl_web_node *, void *);
     void *stop_ud;
+    /* a cluster member (sl_web_node_connect) */
+    sl__cluster *cluster;
+    bool cluster_closed;
+    uint64_t tick_at;
+    size_t max_message;
+    int (*user_remote)(sl_core *, const sl_msg *, void *); /* the settings' remote hook */
+    sl_webtransport_settings wt;
+    char *path, *token;
+    void (*on_peer)(sl_web_node *, uint64_t, bool, void *);
+    void *peer_ud;
 };
 
 /* Messages per sl_core_run() call between two looks at the clock. */
@@ -79,6 +96,29 @@ static void on_wake(sl_core *core, void *ud)
     post(ud);
 }
 
+static int web_remote(sl_core *core, const sl_msg *m, void *ud)
+{
+    sl_web_node *n = ud;
+    if (n->cluster)
+        return sl__cluster_send(n->cluster, m);
+    return n->user_remote ? n->user_remote(core, m, ud) : SL_ERR_NOCONN;
+}
+
+static void web_room(sl_core *core, sl_id actor, void *ud)
+{
+    sl_web_node *n = ud;
+    (void)core;
+    if (n->cluster)
+        sl__cluster_room(n->cluster, actor);
+}
+
+static size_t web_unreliable_max(sl_core *core, uint64_t node, void *ud)
+{
+    sl_web_node *n = ud;
+    (void)core;
+    return n->cluster ? sl__cluster_unreliable_max(n->cluster, node) : 0;
+}
+
 int sl_web_node_new(const sl_web_settings *settings, sl_web_node **out)
 {
     sl_web_settings def;
@@ -101,6 +141,11 @@ int sl_web_node_new(const sl_web_settings *settings, sl_web_node **out)
     cs.wake = on_wake;
     cs.clock = web_clock;
     cs.ud = n;
+    n->user_remote = cs.remote;
+    cs.remote = web_remote;
+    cs.room = web_room;
+    cs.remote_unreliable_max = web_unreliable_max;
+    n->max_message = cs.max_message_size ? cs.max_message_size : (64u << 20);
     while (cs.node_id == 0) {
         uint64_t id = 0;
         sl__web_random(&id, sizeof id);
@@ -144,6 +189,8 @@ static void timer_cancel(sl_web_node *n)
 static void timer_update(sl_web_node *n)
 {
     uint64_t dl = sl_core_next_deadline(n->core);
+    if (n->cluster && !n->cluster_closed && n->tick_at < dl)
+        dl = n->tick_at;
     if (dl == UINT64_MAX) {
         timer_cancel(n);
         return;
@@ -164,6 +211,8 @@ static void maybe_finish_stop(sl_web_node *n)
         return;
     if (sl_core_alive(n->core) != 0 || sl_core_has_work(n->core))
         return;
+    if (n->cluster && !n->cluster_closed)
+        return; /* its sessions are closing */
     timer_cancel(n);
     n->stopped = true;
     if (n->on_stopped)
@@ -171,9 +220,18 @@ static void maybe_finish_stop(sl_web_node *n)
 }
 
 /* One macrotask's worth of work, then decide how the loop should come back. */
+static void cluster_tick(sl_web_node *n, uint64_t now)
+{
+    if (n->cluster && !n->cluster_closed && now >= n->tick_at) {
+        sl__cluster_tick(n->cluster, now);
+        n->tick_at = now + TICK_MS * 1000000ull;
+    }
+}
+
 static void run_slice(sl_web_node *n)
 {
     uint64_t start = now_ns(), t = start;
+    cluster_tick(n, start);
     size_t done = 0;
     for (;;) {
         size_t chunk = n->slice - done < CHUNK ? n->slice - done : CHUNK;
@@ -204,6 +262,13 @@ void sl__web_on_timer(sl_web_node *n)
     run_slice(n);
 }
 
+static void cluster_closed(void *ud)
+{
+    sl_web_node *n = ud;
+    n->cluster_closed = true;
+    post(n); /* finish the stop from the loop */
+}
+
 void sl_web_node_stop(sl_web_node *n, void (*on_stopped)(sl_web_node *, void *), void *ud)
 {
     if (n->stopping)
@@ -212,14 +277,101 @@ void sl_web_node_stop(sl_web_node *n, void (*on_stopped)(sl_web_node *, void *),
     n->on_stopped = on_stopped;
     n->stop_ud = ud;
     sl_core_shutdown(n->core);
+    if (n->cluster)
+        sl__cluster_close(n->cluster, cluster_closed, n);
     post(n);
+}
+
+static void web_peer(uint64_t peer, bool up, void *ud)
+{
+    sl_web_node *n = ud;
+    if (n->on_peer)
+        n->on_peer(n, peer, up, n->peer_ud);
+}
+
+static char *dup_str(sl_web_node *n, const char *s)
+{
+    size_t len = strlen(s) + 1;
+    char *d = n->mem.malloc(len, n->mem.ud);
+    if (d)
+        memcpy(d, s, len);
+    return d;
+}
+
+int sl_web_node_connect(sl_web_node *n, const sl_web_connect *o)
+{
+    if (!n || !o || !o->host || !o->host[0] || !o->port || n->stopping)
+        return SL_ERR_INVAL;
+    if (n->cluster)
+        return SL_ERR_EXISTS;
+    const char *path = o->path && o->path[0] ? o->path : "/starling";
+    if (path[0] != '/')
+        return SL_ERR_INVAL;
+    n->path = dup_str(n, path);
+    n->token = o->token ? dup_str(n, o->token) : NULL;
+    if (!n->path || (o->token && !n->token))
+        return SL_ERR_NOMEM;
+    memset(&n->wt, 0, sizeof n->wt);
+    n->wt.path = n->path;
+    n->wt.token = n->token;
+    sl_transport_settings ts;
+    sl_transport_settings_default(&ts);
+    ts.mem = &n->mem;
+    ts.webtransport = &n->wt;
+    if (o->cert_sha256) {
+        ts.tls.verify = SL_VERIFY_PIN_CERT;
+        memcpy(ts.tls.pin, o->cert_sha256, sizeof ts.tls.pin);
+    }
+    sl__cluster_settings ks;
+    sl__cluster_settings_default(&ks);
+    ks.browser = true;
+    ks.make_transport = sl_web_transport_new;
+    if (o->reconnect_min_ms)
+        ks.backoff_min_ms = o->reconnect_min_ms;
+    if (o->reconnect_max_ms)
+        ks.backoff_max_ms = o->reconnect_max_ms;
+    int rc = sl__cluster_new(&ts, &ks, n->core, &n->mem, n->max_message, &n->cluster);
+    if (rc)
+        return rc;
+    n->on_peer = o->on_peer;
+    n->peer_ud = o->ud;
+    sl__cluster_on_peer(n->cluster, web_peer, n);
+    n->tick_at = now_ns();
+    sl__cluster_tick(n->cluster, n->tick_at);
+    rc = sl__cluster_dial(n->cluster, o->host, o->port);
+    if (rc) {
+        sl__cluster_del(n->cluster);
+        n->cluster = NULL;
+        return rc;
+    }
+    n->tick_at += TICK_MS * 1000000ull;
+    timer_update(n);
+    return SL_OK;
+}
+
+int sl_web_node_exposed(const sl_web_node *n, size_t i, const char **name, sl_id *id)
+{
+    if (!n || !name || !id)
+        return SL_ERR_INVAL;
+    if (!n->cluster)
+        return SL_ERR_NOTFOUND;
+    return sl__cluster_exposed(n->cluster, i, name, id);
 }
 
 void sl_web_node_del(sl_web_node *n)
 {
     if (!n)
         return;
+    if (n->cluster) {
+        if (!n->cluster_closed)
+            sl__cluster_close(n->cluster, NULL, NULL);
+        sl__cluster_del(n->cluster);
+    }
     sl_core_del(n->core);
+    if (n->path)
+        n->mem.free(n->path, n->mem.ud);
+    if (n->token)
+        n->mem.free(n->token, n->mem.ud);
     sl__web_forget(n); /* clears the timer and ignores a posted macrotask */
     sl_mem mem = n->mem;
     mem.free(n, mem.ud);

@@ -134,6 +134,12 @@ export interface ActorContext {
   readonly node: StarlingNode;
   /** Send a message (copied). Throws StarlingError: SL_ERR_NOACTOR, SL_ERR_MAILBOX_FULL, SL_ERR_MSG_TOO_BIG, ... */
   send(to: ActorId, value?: Value, opts?: SendOptions): void;
+  /**
+   * Send a message that may be lost: to another node it is one WebTransport
+   * datagram (never fragmented or retransmitted), so it must fit
+   * node.unreliableMax(to); throws SL_ERR_MSG_TOO_BIG otherwise.
+   */
+  sendUnreliable(to: ActorId, value?: Value, opts?: SendOptions): void;
   /** Ask and get the reply (or the chunks of a streamed reply), or a StarlingError (SL_ERR_TIMEOUT, SL_ERR_ACTOR_DOWN, ...). */
   ask<T = any>(to: ActorId, value?: Value, opts?: AskOptions): Promise<T>;
   /** Answer an ask (`msg` is the ask message). A second final reply throws SL_ERR_CANCELLED. */
@@ -195,6 +201,14 @@ export interface StarlingNode {
   unregister(name: string): void;
   whereis(name: string): ActorId | null;
   stats(): NodeStats;
+  /** A node that joined a cluster: its gateway's node id (null for a local node). */
+  readonly gateway: string | null;
+  /** The actors the gateway exposed to this node, by name. */
+  exposed(): Map<string, ActorId>;
+  /** The largest payload sendUnreliable() takes for `to` now (0: none). */
+  unreliableMax(to: ActorId): number;
+  /** Told when the gateway (or a node behind it) comes up or goes down. */
+  onPeer: ((node: string, up: boolean) => void) | null;
   /** Stop every actor (onStop with 'shutdown'), then free the node. Idempotent. */
   shutdown(): Promise<void>;
 }
@@ -217,8 +231,25 @@ export interface CreateOptions {
   onError?: (err: unknown, actor: ActorId | null) => void;
 }
 
+export interface ConnectOptions extends CreateOptions {
+  /** The gateway's WebTransport URL, e.g. https://127.0.0.1:4433/starling (the token may be in the query). */
+  url: string;
+  /** SHA-256 of the gateway's certificate (64 hex digits or 32 bytes): serverCertificateHashes. */
+  certificateHash?: string | ArrayBuffer | ArrayBufferView;
+  /** The session token (default: the URL's `token` parameter). */
+  token?: string;
+  /** Reject when no welcome came within this (default 10000 ms). */
+  connectTimeoutMs?: number;
+  /** Reconnection backoff after a lost session (default 100 .. 5000 ms). */
+  reconnectMinMs?: number;
+  reconnectMaxMs?: number;
+  onPeer?: (node: string, up: boolean) => void;
+}
+
 export declare const Starling: {
   create(opts?: CreateOptions): Promise<StarlingNode>;
+  /** Join a cluster through a gateway node; resolves once the gateway gave the node its id. */
+  connect(opts: ConnectOptions): Promise<StarlingNode>;
 };
 export default Starling;
 

@@ -404,6 +404,11 @@ class Host {
     if (node) node._stopped();
   }
 
+  peer(n, lo, hi, up) {
+    const node = this.nodes.get(n);
+    if (node) node._peer(hex8(hi) + hex8(lo), up);
+  }
+
   // ---- messages
 
   // [asker node lo, hi, local lo, hi, corr lo, hi, prio] of an ASK at m.
@@ -511,6 +516,18 @@ class ActorContext {
 
   send(to, value, opts) {
     this._r.node._send(this._ptr(), to, value, opts);
+  }
+
+  sendUnreliable(to, value, opts) {
+    const node = this._r.node;
+    const host = node._host;
+    const self = this._ptr();
+    node._live();
+    const id = parseId(to);
+    const prio = prioOf(opts && opts.prio);
+    const type = typeOf(opts && opts.type);
+    const rc = host.withValue(value, (p, n) => host.M._sl__js_send_unreliable(self, id[0], id[1], id[2], id[3], type, prio, p, n));
+    if (rc) throw host.error(rc, `unreliable send to ${to}`);
   }
 
   ask(to, value, opts) {
@@ -655,19 +672,60 @@ class ActorContext {
 // ----------------------------------------------------------------- node
 
 class StarlingNode {
-  constructor(host, ptr, opts) {
+  constructor(host, ptr, opts, joining) {
     this._host = host;
     this._ptr = ptr;
     this._stopping = null;
     this._resolveStop = null;
     this.onError = opts.onError || ((err, actor) => console.error(`starling: actor ${actor} failed:`, err));
-    const H = host.M.HEAPU32;
-    const nodeId = host.M._sl__js_node_id(ptr);
-    this.id = hex8(H[(nodeId >> 2) + 1]) + hex8(H[nodeId >> 2]);
+    this.onPeer = opts.onPeer || null;
+    this.gateway = null;
+    this._welcome = null;
+    this._readId();
     host.nodes.set(ptr, this);
-    // The actor that asks on behalf of node.ask() (from outside any actor).
+    // The actor that asks on behalf of node.ask() (from outside any actor);
+    // a node joining a cluster makes it once its gateway gave it its id.
     this._proxy = null;
-    this._proxy = this._spawnRecord({}, {});
+    if (!joining) this._proxy = this._spawnRecord({}, {});
+  }
+
+  _readId() {
+    const H = this._host.M.HEAPU32;
+    const nodeId = this._host.M._sl__js_node_id(this._ptr);
+    this.id = hex8(H[(nodeId >> 2) + 1]) + hex8(H[nodeId >> 2]);
+  }
+
+  _peer(peer, up) {
+    if (up && this.gateway === null) {
+      this.gateway = peer;
+      this._readId();
+      if (this._welcome) this._welcome.resolve();
+    }
+    if (this.onPeer) {
+      try {
+        this.onPeer(peer, up);
+      } catch (err) {
+        this.onError(err, null);
+      }
+    }
+  }
+
+  /** What the gateway exposed to this node: name -> actor id. */
+  exposed() {
+    const M = this._host.M;
+    const out = new Map();
+    const node = this._live();
+    for (let i = 0; ; i++) {
+      const p = M._sl__js_exposed(node, i);
+      if (!p) return out;
+      out.set(M.UTF8ToString(p), this._host.ioId());
+    }
+  }
+
+  /** The largest payload ctx.sendUnreliable() takes for `to` now (0: none). */
+  unreliableMax(to) {
+    const id = parseId(to);
+    return this._host.M._sl__js_unreliable_max(this._live(), id[0], id[1], id[2], id[3]);
   }
 
   _live() {
@@ -855,8 +913,72 @@ export const Starling = Object.freeze({
       u32opt(opts, 'slice'), budget, u32opt(opts, 'maxMessageSize'));
     if (rc) throw host.error(rc, 'create');
     const ptr = host.M.HEAPU32[(host.io + host.L.ioNode) >> 2];
-    return new StarlingNode(host, ptr, opts);
+    return new StarlingNode(host, ptr, opts, !!opts._joining);
+  },
+
+  /**
+   * Join a cluster through a gateway node: `url` is its WebTransport URL
+   * (https://host:port/path, the token may be in the query or in `token`),
+   * `certificateHash` the SHA-256 of its certificate (hex or bytes) for
+   * serverCertificateHashes. Resolves with the node once the gateway gave it
+   * its id (rejects after `connectTimeoutMs`, default 10 s); it then stays
+   * connected, reconnecting after a loss with the same id.
+   */
+  async connect(opts = {}) {
+    let url;
+    try {
+      url = new URL(opts.url);
+    } catch (err) {
+      throw new TypeError('url must be a https:// URL of the gateway');
+    }
+    if (url.protocol !== 'https:') throw new TypeError('url must be a https:// URL of the gateway');
+    const port = url.port ? Number(url.port) : 443;
+    let token = opts.token !== undefined ? String(opts.token) : url.searchParams.get('token');
+    const params = new URLSearchParams(url.search);
+    params.delete('token');
+    const rest = params.toString();
+    const path = (url.pathname || '/') + (rest ? '?' + rest : '');
+    let hash = null;
+    if (opts.certificateHash !== undefined) {
+      hash = typeof opts.certificateHash === 'string' ? hexBytes(opts.certificateHash) : new Uint8Array(opts.certificateHash);
+      if (hash.length !== 32) throw new TypeError('certificateHash must be a SHA-256 (32 bytes, or 64 hex digits)');
+    }
+    const timeout = opts.connectTimeoutMs === undefined ? 10000 : opts.connectTimeoutMs;
+    const node = await Starling.create(Object.assign({}, opts, { _joining: true }));
+    const host = node._host;
+    let timer = null;
+    const welcomed = new Promise((resolve, reject) => {
+      node._welcome = { resolve, reject };
+      timer = setTimeout(() => reject(new StarlingError('SL_ERR_TIMEOUT',
+        `no welcome from the gateway ${url.host} within ${timeout} ms (refused, unreachable, or a wrong certificate hash)`, -5)), timeout);
+    });
+    const cfg = [url.hostname.replace(/^\[|\]$/g, ''), port, path, token === null ? null : token, hash,
+      u32opt(opts, 'reconnectMinMs'), u32opt(opts, 'reconnectMaxMs')];
+    const rc = host.withValue(cfg, (p, n) => host.M._sl__js_node_connect(node._ptr, p, n));
+    if (rc) {
+      clearTimeout(timer);
+      await node.shutdown();
+      throw host.error(rc, 'connect');
+    }
+    try {
+      await welcomed;
+    } catch (err) {
+      await node.shutdown();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      node._welcome = null;
+    }
+    node._proxy = node._spawnRecord({}, {});
+    return node;
   },
 });
+
+function hexBytes(s) {
+  if (!/^([0-9a-fA-F]{2})*$/.test(s)) throw new TypeError('certificateHash must be hex digits');
+  const out = new Uint8Array(s.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
 
 export default Starling;

@@ -48,5 +48,7 @@ int sl__web_js_message(int handle, sl_actor *self, const sl_msg *m);
 void sl__web_js_stop(int handle, int reason);
 /* A node stopped by the JS API finished stopping. */
 void sl__web_js_stopped(sl_web_node *n);
+/* A cluster peer (the gateway, or a node behind it) came up or went down. */
+void sl__web_js_peer(sl_web_node *n, uint32_t lo, uint32_t hi, bool up);
 
 #endif

@@ -74,6 +74,42 @@ SL_EXTERN bool sl_web_node_stopped(const sl_web_node *node);
  */
 SL_EXTERN void sl_web_node_del(sl_web_node *node);
 
+/* ------------------------------------------------- joining a cluster */
+
+/*
+ * A browser node joins a cluster through a gateway: a native node serving
+ * WebTransport (sl_webtransport_settings; sl_node_expose() says what browser
+ * nodes may address). The gateway assigns this node its id (the node's id
+ * changes to it, so connect before spawning any actor), routes its actors'
+ * messages to and from every node it is connected to, and lets it address
+ * only the actors it exposes (sl_web_node_exposed); anything else fails with
+ * SL_ERR_FORBIDDEN, as do links and stops of remote actors. After a lost
+ * connection the node reconnects with backoff and asks for the same id.
+ */
+typedef struct sl_web_connect {
+    const char *host;           /* the gateway's host name or IP literal */
+    uint16_t port;              /* its UDP port */
+    const char *path;           /* its WebTransport path (default "/starling") */
+    const char *token;          /* sent as the query's `token` parameter (NULL: none) */
+    const uint8_t *cert_sha256; /* 32 bytes: the certificate's SHA-256, passed as
+                                   serverCertificateHashes (self-signed, valid <= 14 days);
+                                   NULL: the browser's usual certificate checks */
+    uint32_t reconnect_min_ms, reconnect_max_ms; /* default 100 .. 5000 */
+    /* The gateway (node = its id) or a node behind it came up or went down.
+     * The first `up` means the node has its id. May be NULL. */
+    void (*on_peer)(sl_web_node *node, uint64_t peer, bool up, void *ud);
+    void *ud;
+} sl_web_connect;
+
+/*
+ * Connect (and keep connected) to a gateway. Returns SL_OK (on_peer says
+ * when it is up), SL_ERR_INVAL, SL_ERR_EXISTS (already connected), SL_ERR_NOMEM.
+ */
+SL_EXTERN int sl_web_node_connect(sl_web_node *node, const sl_web_connect *opts);
+/* The i-th actor the gateway exposed to this node: SL_OK or SL_ERR_NOTFOUND. */
+SL_EXTERN int sl_web_node_exposed(const sl_web_node *node, size_t i, const char **name,
+                                  sl_id *id);
+
 /* ------------------------------------------------------- transport */
 
 /*

@@ -1,0 +1,178 @@
+// cluster_test.mjs: browser agents as cluster members, in Debian's Chromium.
+//
+//   node cluster_test.mjs --peer BUILD/tests/gateway_peer --dist BUILD_WASM
+//        --cert C --key K --hash HEX
+//
+//  1. serves cluster_page.html/.mjs and the wasm build from two origins on
+//     127.0.0.1 (node:http): A is on the gateway's Origin allow-list, B not;
+//  2. starts tests/gateway_peer (a gateway node and a node behind it) with
+//     the certificate the page pins (serverCertificateHashes);
+//  3. opens the page of origin A in headless Chromium (playwright-core): its
+//     agents join through the gateway and check every direction (see the
+//     page); `window.harness('restart')` kills the gateway process and starts
+//     it again on the same port, so the page sees DOWN and a reconnect;
+//  4. closes that page and checks that the native agent monitoring one of
+//     its agents got DOWN(noconnection);
+//  5. opens the page of origin B, whose connect must be refused.
+// Exit 0 when every check passed.
+import http from 'node:http';
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+const args = {};
+for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
+for (const k of ['peer', 'dist', 'cert', 'key', 'hash']) {
+  if (!args[k]) {
+    console.error(`cluster_test.mjs: --${k} is required`);
+    process.exit(2);
+  }
+}
+const TOKEN = 'cluster-test-token';
+const executablePath = process.env.SL_CHROMIUM || '/usr/bin/chromium';
+let failed = 0;
+function check(name, ok, detail) {
+  if (ok) console.log(`ok   ${name}`);
+  else {
+    failed++;
+    console.log(`FAIL ${name}${detail !== undefined ? `\n     ${String(detail).replace(/\n/g, '\n     ')}` : ''}`);
+  }
+}
+
+// ------------------------------------------------------------ static pages
+const mounts = { '/dist/': path.resolve(args.dist), '/page/': here };
+const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.html': 'text/html; charset=utf-8' };
+function staticServer() {
+  return http.createServer(async (req, res) => {
+    const url = new URL(req.url, 'http://localhost');
+    let file = null;
+    if (url.pathname === '/') file = path.join(here, 'cluster_page.html');
+    for (const [prefix, dir] of Object.entries(mounts)) {
+      const name = url.pathname.startsWith(prefix) ? url.pathname.slice(prefix.length) : null;
+      if (name && /^[A-Za-z0-9._-]+$/.test(name) && !name.startsWith('.')) file = path.join(dir, name);
+    }
+    try {
+      if (!file) throw new Error('not found');
+      const body = await readFile(file);
+      res.writeHead(200, { 'content-type': types[path.extname(file)] || 'application/octet-stream', 'cache-control': 'no-store' });
+      res.end(body);
+    } catch {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+}
+const pageA = staticServer();
+const pageB = staticServer();
+await new Promise((r) => pageA.listen(0, '127.0.0.1', r));
+await new Promise((r) => pageB.listen(0, '127.0.0.1', r));
+const originA = `http://127.0.0.1:${pageA.address().port}`;
+const originB = `http://127.0.0.1:${pageB.address().port}`;
+
+// ------------------------------------------------------------ the native side
+let peer = null;
+let lines = [];
+let waiters = [];
+function startPeer(port) {
+  const p = spawn(args.peer, ['--port', String(port), '--cert', args.cert, '--key', args.key, '--token', TOKEN,
+    '--origin', originA, '--far', '--timeout', '150'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let buf = '';
+  p.stdout.on('data', (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      lines.push(line);
+      if (process.env.SL_VERBOSE) console.log(`peer: ${line}`);
+      waiters = waiters.filter((w) => !(w.re.test(line) && (w.resolve(line), true)));
+    }
+  });
+  p.stderr.on('data', (d) => {
+    if (process.env.SL_VERBOSE) process.stderr.write(`peer stderr: ${d}`);
+  });
+  p.exited = new Promise((r) => p.on('exit', (code, sig) => r({ code, sig })));
+  return p;
+}
+function waitLine(re, ms) {
+  const have = lines.find((l) => re.test(l));
+  if (have) return Promise.resolve(have);
+  return new Promise((resolve) => {
+    const w = { re, resolve };
+    waiters.push(w);
+    setTimeout(() => {
+      waiters = waiters.filter((x) => x !== w);
+      resolve(null);
+    }, ms);
+  });
+}
+
+peer = startPeer(0);
+const ready = await waitLine(/^READY /, 10000);
+if (!ready) {
+  console.log('FAIL gateway_peer did not start');
+  process.exit(1);
+}
+const port = Number(/port=(\d+)/.exec(ready)[1]);
+const secret = /^SECRET secret (\S+)/.exec((await waitLine(/^SECRET /, 1000)) || '');
+
+let browser;
+try {
+  browser = await chromium.launch({
+    executablePath,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const ctx = await browser.newContext();
+  await ctx.exposeBinding('harness', async (_src, cmd) => {
+    if (cmd === 'restart') {
+      peer.kill('SIGKILL');
+      await peer.exited;
+      lines = [];
+      peer = startPeer(port);
+      const again = await waitLine(/^READY /, 10000);
+      check('gateway restarted on the same port', again !== null, again);
+      return true;
+    }
+    throw new Error(`unknown harness command ${cmd}`);
+  });
+  const pageErrors = [];
+  async function run(origin, mode) {
+    const page = await ctx.newPage();
+    page.on('pageerror', (err) => pageErrors.push(`${origin}: ${err && err.stack ? err.stack : err}`));
+    page.on('console', (m) => {
+      if (process.env.SL_VERBOSE || m.type() === 'error') console.log(`${origin} console.${m.type()}: ${m.text()}`);
+    });
+    const qs = new URLSearchParams({ port: String(port), hash: args.hash, token: TOKEN, mode, secret: secret ? secret[1] : '' });
+    await page.goto(`${origin}/?${qs}`);
+    await page.waitForFunction(() => window.__results !== undefined, null, { timeout: 90000 });
+    const results = await page.evaluate(() => window.__results);
+    for (const r of results) check(`${mode}: ${r.name}`, r.ok, r.detail);
+    return page;
+  }
+  const a = await run(originA, 'full');
+  // The native side monitors an agent of that page (the prober): closing the
+  // page ends the session, and the monitor fires.
+  lines = lines.filter((l) => !/^PROBER-DOWN/.test(l));
+  await a.close();
+  const pd = await waitLine(/^PROBER-DOWN /, 8000);
+  check('page closed: the native agent monitoring a browser agent gets DOWN(noconnection)', pd === 'PROBER-DOWN noconnection', pd);
+  const b = await run(originB, 'refused');
+  await b.close();
+  for (const e of pageErrors) check('no page error', false, e);
+} catch (e) {
+  check('harness', false, e && e.stack ? e.stack : e);
+} finally {
+  if (browser) await browser.close();
+  peer.kill('SIGTERM');
+  const ex = await Promise.race([peer.exited, new Promise((r) => setTimeout(() => r({ code: 'timeout' }), 5000))]);
+  check('gateway_peer exits cleanly on SIGTERM', ex.code === 0, JSON.stringify(ex));
+  pageA.close();
+  pageB.close();
+}
+console.log(failed ? `${failed} check(s) failed` : 'all checks passed');
+process.exit(failed ? 1 : 0);
