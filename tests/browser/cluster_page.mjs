@@ -4,7 +4,7 @@
 // {name, ok, detail}; window.harness(cmd) (a playwright binding) asks the
 // harness to act on the native side: 'restart' kills the gateway process and
 // starts it again on the same port and certificate.
-import { Starling, StarlingError } from '/dist/starling.js';
+import { Starling, StarlingError, encode, decode, encodeEnvelope, decodeEnvelope, writeFrameHeader, readFrameHeader } from '/dist/starling.js';
 
 const q = new URLSearchParams(location.search);
 const PORT = Number(q.get('port'));
@@ -169,8 +169,139 @@ async function full() {
   window.__node = node;
 }
 
+// ------------------------------------------------------------ hostile
+// A page that speaks the cluster protocol itself over a raw WebTransport
+// session, without the runtime's own checks: the gateway must enforce the
+// rules (runtime/README.md, "Browsers").
+const KIND = { SEND: 0, ASK: 1, REPLY: 2, FAIL: 5, STOP: 13, LINK: 11, NODE: 14 };
+function env(kind, from, to, extra = {}) {
+  return Object.assign({ prio: 0, kind, flags: 0, type: 0, to, from, corr: 0n, status: 0, code: 0, payload: new Uint8Array(0) }, extra);
+}
+function frame(bytes) {
+  const h = writeFrameHeader(bytes.length);
+  const out = new Uint8Array(h.length + bytes.length);
+  out.set(h);
+  out.set(bytes, h.length);
+  return out;
+}
+function cat(...parts) {
+  const n = parts.reduce((a, p) => a + p.length, 0);
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+// Read whole frames from a stream until `pred(envelope)` or the end.
+async function readFrames(readable, implTo, implFrom, ms) {
+  const r = readable.getReader();
+  let buf = new Uint8Array(0);
+  const out = [];
+  const end = performance.now() + ms;
+  try {
+    for (;;) {
+      const left = end - performance.now();
+      if (left <= 0) break;
+      const res = await Promise.race([r.read(), sleep(left).then(() => ({ timeout: true }))]);
+      if (res.timeout || res.done) break;
+      buf = cat(buf, res.value);
+      for (;;) {
+        const h = readFrameHeader(buf);
+        if (!h || buf.length < h.headerLength + Number(h.length)) break;
+        out.push(decodeEnvelope(buf.subarray(h.headerLength, h.headerLength + Number(h.length)), implTo, implFrom));
+        buf = buf.slice(h.headerLength + Number(h.length));
+      }
+      if (out.length) break;
+    }
+  } catch (e) {
+    out.push({ error: String(e) });
+  }
+  r.releaseLock();
+  return out;
+}
+function parseId(s) {
+  const [n, l] = s.split('.');
+  return { node: BigInt('0x' + n), local: BigInt(l) };
+}
+
+async function rawSession() {
+  const wt = new WebTransport(`${URL_OK}?token=${encodeURIComponent(TOKEN)}`, { serverCertificateHashes: [{ algorithm: 'sha-256', value: hexToBytes(HASH) }] });
+  await wt.ready;
+  const ctl = await wt.createUnidirectionalStream();
+  const w = ctl.getWriter();
+  const inbound = wt.incomingUnidirectionalStreams.getReader();
+  return { wt, w, inbound };
+}
+function hexToBytes(h) {
+  const b = new Uint8Array(h.length / 2);
+  for (let i = 0; i < b.length; i++) b[i] = parseInt(h.substr(2 * i, 2), 16);
+  return b;
+}
+
+async function hostile() {
+  const echo = parseId(q.get('echo'));
+  const secret = parseId(q.get('secret'));
+  // 1. A HELLO whose payload is not what the protocol says: the session is closed.
+  {
+    const s = await rawSession();
+    await s.w.write(cat(new Uint8Array([0]), frame(encodeEnvelope(env(KIND.NODE, { node: 0n, local: 0n }, { node: 0n, local: 0n }, { type: 1, payload: encode('not an array') }), 0n, 0n))));
+    const res = await Promise.race([s.wt.closed.then((i) => i, (e) => ({ error: String(e) })), sleep(3000).then(() => null)]);
+    check('a bad HELLO closes that session (code 0x17)', res && res.closeCode === 0x17, JSON.stringify(res));
+  }
+  // 2. A well-formed session that then misbehaves.
+  const s = await rawSession();
+  // data before HELLO: that lane is refused, the session is not
+  const early = await s.wt.createUnidirectionalStream();
+  const ew = early.getWriter();
+  await ew.write(cat(new Uint8Array([1]), frame(encodeEnvelope(env(KIND.SEND, { node: 7n, local: 1n }, echo, { payload: encode(1) }), echo.node, 7n))));
+  await s.w.write(cat(new Uint8Array([0]), frame(encodeEnvelope(env(KIND.NODE, { node: 0n, local: 0n }, { node: 0n, local: 0n }, { type: 1, payload: encode([0]) }), 0n, 0n))));
+  const gwCtl = await s.inbound.read();
+  const wel = await readFrames(gwCtl.value.pipeThrough(new TransformStream({
+    start() { this.first = true; },
+    transform(chunk, c) {
+      if (this.first) { this.first = false; chunk = chunk.subarray(1); } // the control stream's preamble
+      if (chunk.length) c.enqueue(chunk);
+    },
+  })), 0n, 0n, 3000);
+  const w0 = wel[0] && !wel[0].error ? wel[0] : null;
+  const wp = w0 && w0.kind === KIND.NODE && w0.type === 2 ? decode(w0.payload) : null;
+  check('WELCOME after HELLO', Array.isArray(wp) && wp.length === 3, JSON.stringify(wel, (k, v) => (typeof v === 'bigint' ? String(v) : v)));
+  if (!wp) return;
+  const gw = BigInt(wp[0]);
+  const me = BigInt(wp[1]);
+  const mine = { node: me, local: 1n };
+  async function rawAsk(to, corr) {
+    const bs = await s.wt.createBidirectionalStream();
+    const bw = bs.writable.getWriter();
+    await bw.write(frame(encodeEnvelope(env(KIND.ASK, mine, to, { corr, payload: encode('hi') }), gw, me)));
+    const got = await readFrames(bs.readable, me, gw, 3000);
+    return got[0] || null;
+  }
+  // an ask to an actor that was not exposed: FAIL(FORBIDDEN) on its stream
+  const f = await rawAsk(secret, 11n);
+  check('ask to an unexposed actor -> FAIL(SL_ERR_FORBIDDEN) from the gateway', f && f.kind === KIND.FAIL && f.status === -13 && f.corr === 11n, JSON.stringify(f, (k, v) => (typeof v === 'bigint' ? String(v) : v)));
+  // STOP and LINK on the control stream are dropped; the control stream lives on
+  await s.w.write(frame(encodeEnvelope(env(KIND.STOP, mine, echo, { status: 2 }), gw, me)));
+  await s.w.write(frame(encodeEnvelope(env(KIND.LINK, mine, echo), gw, me)));
+  // a lane speaking for another node's actor is closed
+  const forged = await s.wt.createUnidirectionalStream();
+  const fw = forged.getWriter();
+  await fw.write(cat(new Uint8Array([1]), frame(encodeEnvelope(env(KIND.SEND, { node: gw, local: 1n }, echo, { payload: encode(1) }), gw, me))));
+  // garbage on a lane
+  const junk = await s.wt.createUnidirectionalStream();
+  const jw = junk.getWriter();
+  await jw.write(new Uint8Array([1, 0x3f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]));
+  await sleep(300);
+  const r = await rawAsk(echo, 12n);
+  check('after STOP/LINK attempts, forged and garbage lanes: the echo still answers the same session', r && r.kind === KIND.REPLY && r.corr === 12n && decode(r.payload) === 'hi', JSON.stringify(r, (k, v) => (typeof v === 'bigint' ? String(v) : v)));
+  s.wt.close({ closeCode: 0, reason: 'done' });
+}
+
 try {
-  if (MODE === 'refused') await refused(TOKEN, 'a page from an origin the gateway does not allow is refused');
+  if (MODE === 'hostile') await hostile();
+  else if (MODE === 'refused') await refused(TOKEN, 'a page from an origin the gateway does not allow is refused');
   else await full();
 } catch (e) {
   check('no exception', false, String(e && e.stack ? e.stack : e));

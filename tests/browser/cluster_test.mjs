@@ -50,6 +50,11 @@ function staticServer() {
   return http.createServer(async (req, res) => {
     const url = new URL(req.url, 'http://localhost');
     let file = null;
+    if (url.pathname === '/favicon.ico') {
+      res.writeHead(204);
+      res.end();
+      return;
+    }
     if (url.pathname === '/') file = path.join(here, 'cluster_page.html');
     for (const [prefix, dir] of Object.entries(mounts)) {
       const name = url.pathname.startsWith(prefix) ? url.pathname.slice(prefix.length) : null;
@@ -119,6 +124,7 @@ if (!ready) {
 }
 const port = Number(/port=(\d+)/.exec(ready)[1]);
 const secret = /^SECRET secret (\S+)/.exec((await waitLine(/^SECRET /, 1000)) || '');
+const echoId = /^EXPOSED echo (\S+)/.exec((await waitLine(/^EXPOSED echo /, 1000)) || '');
 
 let browser;
 try {
@@ -147,7 +153,7 @@ try {
     page.on('console', (m) => {
       if (process.env.SL_VERBOSE || m.type() === 'error') console.log(`${origin} console.${m.type()}: ${m.text()}`);
     });
-    const qs = new URLSearchParams({ port: String(port), hash: args.hash, token: TOKEN, mode, secret: secret ? secret[1] : '' });
+    const qs = new URLSearchParams({ port: String(port), hash: args.hash, token: TOKEN, mode, secret: secret ? secret[1] : '', echo: echoId ? echoId[1] : '' });
     await page.goto(`${origin}/?${qs}`);
     await page.waitForFunction(() => window.__results !== undefined, null, { timeout: 90000 });
     const results = await page.evaluate(() => window.__results);
@@ -163,6 +169,8 @@ try {
   check('page closed: the native agent monitoring a browser agent gets DOWN(noconnection)', pd === 'PROBER-DOWN noconnection', pd);
   const b = await run(originB, 'refused');
   await b.close();
+  const h = await run(originA, 'hostile');
+  await h.close();
   for (const e of pageErrors) check('no page error', false, e);
 } catch (e) {
   check('harness', false, e && e.stack ? e.stack : e);
