@@ -227,7 +227,7 @@ static inline sl__msg *mq_pop(sl_actor *a)
     sl__msg *m = tail->next;
     if (m == tail) {
         a->qt[p] = NULL;
-        a->nonempty &= (uint8_t)~(1u << p);
+        a->nonempty &= (uint8_t) ~(1u << p);
     } else {
         tail->next = m->next;
     }
@@ -247,7 +247,7 @@ static bool mq_drop_oldest(sl_core *c, sl_actor *a)
             if (is_user_kind(m->m.kind)) {
                 if (m == prev) { /* the only message */
                     a->qt[p] = NULL;
-                    a->nonempty &= (uint8_t)~(1u << p);
+                    a->nonempty &= (uint8_t) ~(1u << p);
                 } else {
                     prev->next = m->next;
                     if (m == tail)
@@ -295,7 +295,7 @@ static void mq_purge_corr(sl_core *c, sl_actor *a, uint64_t corr, uint8_t kind)
             a->qt[p] = new_tail;
         } else {
             a->qt[p] = NULL;
-            a->nonempty &= (uint8_t)~(1u << p);
+            a->nonempty &= (uint8_t) ~(1u << p);
         }
     }
 }
@@ -345,8 +345,8 @@ static int deliver(sl_core *c, sl_actor *a, sl__msg *m)
 static void deliver_sys(sl_core *c, sl_actor *to, sl_id from, uint8_t kind, uint8_t prio,
                         uint64_t corr, int32_t status, int32_t code)
 {
-    sl__msg *m = msg_make(c, from, (sl_id){c->set.node_id, to->local}, kind, prio, 0, corr,
-                          NULL, 0);
+    sl__msg *m =
+        msg_make(c, from, (sl_id){c->set.node_id, to->local}, kind, prio, 0, corr, NULL, 0);
     if (!m) {
         c->st.dropped++;
         return;
@@ -356,11 +356,14 @@ static void deliver_sys(sl_core *c, sl_actor *to, sl_id from, uint8_t kind, uint
     (void)deliver(c, to, m);
 }
 
-static int send_remote(sl_core *c, sl_id from, sl_id to, uint8_t kind, uint8_t prio,
-                       uint32_t type, uint64_t corr, int32_t status, const void *data, size_t len);
+static int send_remote(sl_core *c, sl_id from, sl_id to, uint8_t kind, uint8_t prio, uint32_t type,
+                       uint64_t corr, int32_t status, const void *data, size_t len);
 static int send_signal(sl_core *c, sl_id from, sl_id to, uint8_t kind, uint64_t corr,
                        int32_t status, int32_t code);
-static inline bool is_remote(const sl_core *c, sl_id id) { return id.node != c->set.node_id; }
+static inline bool is_remote(const sl_core *c, sl_id id)
+{
+    return id.node != c->set.node_id;
+}
 
 /* ------------------------------------------------------------- lookup */
 
@@ -396,18 +399,36 @@ static void table_remove(sl_core *c, sl_actor *a)
     }
 }
 
-sl_actor *sl__actor_get_any(const sl_core *c, sl_id id) { return lookup_any(c, id); }
-sl_actor *sl__actor_get(const sl_core *c, sl_id id) { return lookup(c, id); }
+sl_actor *sl__actor_get_any(const sl_core *c, sl_id id)
+{
+    return lookup_any(c, id);
+}
+sl_actor *sl__actor_get(const sl_core *c, sl_id id)
+{
+    return lookup(c, id);
+}
 
 static inline sl_id id_of(const sl_core *c, const sl_actor *a)
 {
     return (sl_id){c->set.node_id, a->local};
 }
 
-sl_id sl_self(const sl_actor *self) { return id_of(self->core, self); }
-sl_core *sl_actor_core(const sl_actor *self) { return self->core; }
-void *sl_state(const sl_actor *self) { return self->state; }
-bool sl_alive(const sl_core *c, sl_id id) { return sl__actor_get(c, id) != NULL; }
+sl_id sl_self(const sl_actor *self)
+{
+    return id_of(self->core, self);
+}
+sl_core *sl_actor_core(const sl_actor *self)
+{
+    return self->core;
+}
+void *sl_state(const sl_actor *self)
+{
+    return self->state;
+}
+bool sl_alive(const sl_core *c, sl_id id)
+{
+    return sl__actor_get(c, id) != NULL;
+}
 
 /* ------------------------------------------------------ deadline heap */
 
@@ -627,9 +648,25 @@ int sl_core_new(const sl_core_settings *settings, sl_core **out)
     return SL_OK;
 }
 
-uint64_t sl_core_now(const sl_core *c) { return c->now; }
-void *sl_core_data(const sl_core *c) { return c->set.ud; }
-uint64_t sl_core_node_id(const sl_core *c) { return c->set.node_id; }
+uint64_t sl_core_now(const sl_core *c)
+{
+    return c->now;
+}
+void *sl_core_data(const sl_core *c)
+{
+    return c->set.ud;
+}
+uint64_t sl_core_node_id(const sl_core *c)
+{
+    return c->set.node_id;
+}
+
+void sl__core_set_remote(sl_core *c, const sl_core_settings *hooks)
+{
+    c->set.remote = hooks->remote;
+    c->set.room = hooks->room;
+    c->set.remote_unreliable_max = hooks->remote_unreliable_max;
+}
 
 int sl__core_set_node_id(sl_core *c, uint64_t node)
 {
@@ -640,8 +677,14 @@ int sl__core_set_node_id(sl_core *c, uint64_t node)
     c->set.node_id = node;
     return SL_OK;
 }
-size_t sl_core_alive(const sl_core *c) { return c->actors.count; }
-bool sl_core_has_work(const sl_core *c) { return c->rq_head != NULL || c->stop_head != NULL; }
+size_t sl_core_alive(const sl_core *c)
+{
+    return c->actors.count;
+}
+bool sl_core_has_work(const sl_core *c)
+{
+    return c->rq_head != NULL || c->stop_head != NULL;
+}
 
 uint64_t sl_core_next_deadline(const sl_core *c)
 {
@@ -682,8 +725,7 @@ int sl_actor_stats_get(const sl_core *c, sl_id id, sl_actor_stats *out)
 
 static void terminate(sl_core *c, sl_actor *a);
 
-int sl_spawn(sl_core *c, const sl_behavior *beh, void *arg, const sl_spawn_opts *opts,
-             sl_id *out)
+int sl_spawn(sl_core *c, const sl_behavior *beh, void *arg, const sl_spawn_opts *opts, sl_id *out)
 {
     sl_spawn_opts def;
     if (!c || !beh)
@@ -1014,7 +1056,8 @@ static int dead_letter(sl_core *c, sl_id to, uint32_t type)
 /* Key of an ask from another node: its asker and its ask id. */
 static uint64_t rask_key(sl_id asker, uint64_t corr)
 {
-    uint64_t k = (corr * 0x9E3779B97F4A7C15ull) ^ (asker.local * 0xC2B2AE3D27D4EB4Full) ^ asker.node;
+    uint64_t k =
+        (corr * 0x9E3779B97F4A7C15ull) ^ (asker.local * 0xC2B2AE3D27D4EB4Full) ^ asker.node;
     return k ? k : 1;
 }
 
@@ -1047,8 +1090,8 @@ static int send_remote_msg(sl_core *c, sl_id from, sl_id to, uint8_t kind, uint8
     return c->set.remote(c, &m, c->set.ud);
 }
 
-static int send_remote(sl_core *c, sl_id from, sl_id to, uint8_t kind, uint8_t prio,
-                       uint32_t type, uint64_t corr, int32_t status, const void *data, size_t len)
+static int send_remote(sl_core *c, sl_id from, sl_id to, uint8_t kind, uint8_t prio, uint32_t type,
+                       uint64_t corr, int32_t status, const void *data, size_t len)
 {
     return send_remote_msg(c, from, to, kind, prio, type, corr, status, 0, 0, data, len);
 }
@@ -1057,8 +1100,7 @@ static int send_remote(sl_core *c, sl_id from, sl_id to, uint8_t kind, uint8_t p
 static int send_signal(sl_core *c, sl_id from, sl_id to, uint8_t kind, uint64_t corr,
                        int32_t status, int32_t code)
 {
-    return send_remote_msg(c, from, to, kind, SL_PRIO_CRITICAL, 0, corr, status, code, 0, NULL,
-                           0);
+    return send_remote_msg(c, from, to, kind, SL_PRIO_CRITICAL, 0, corr, status, code, 0, NULL, 0);
 }
 
 /* The common send path; returns the sl_send() codes. Written as one
@@ -1177,9 +1219,9 @@ size_t sl_unreliable_max(const sl_core *c, sl_id to)
         return 0;
     if (!is_remote(c, to))
         return c->set.max_message_size;
-    return c->set.remote_unreliable_max ? c->set.remote_unreliable_max((sl_core *)c, to.node,
-                                                                      c->set.ud)
-                                        : 0;
+    return c->set.remote_unreliable_max
+               ? c->set.remote_unreliable_max((sl_core *)c, to.node, c->set.ud)
+               : 0;
 }
 
 int sl_core_send(sl_core *c, sl_id to, uint32_t type, int prio, const void *data, size_t len)
@@ -1194,8 +1236,8 @@ static sl__ref *find_link(sl_actor *a, sl_id other);
 /* Queue an answer (REPLY, CHUNK, END, FAIL) to the pending ask `r` of the
  * local asker `a`; a final answer ends the ask. Bypasses the mailbox bound
  * (the caller applies it to CHUNKs). Returns SL_OK or SL_ERR_NOMEM. */
-static int answer_local(sl_core *c, sl_id from, sl_actor *a, sl__ref *r, uint8_t kind,
-                        uint8_t prio, uint32_t type, int32_t status, const void *data, size_t len)
+static int answer_local(sl_core *c, sl_id from, sl_actor *a, sl__ref *r, uint8_t kind, uint8_t prio,
+                        uint32_t type, int32_t status, const void *data, size_t len)
 {
     sl__msg *m = msg_make(c, from, id_of(c, a), kind, prio, type, r->id, data, len);
     if (!m)
@@ -1263,9 +1305,9 @@ static int registry_answer(sl_core *c, sl_id asker, uint64_t corr, uint8_t prio,
         olen += put_u64(out + olen, found.local);
     }
     if (is_remote(c, asker))
-        return asker.local ? send_remote_msg(c, me, asker, kind, prio, type, corr, status, 0, 0,
-                                             out, olen)
-                           : SL_OK;
+        return asker.local
+                   ? send_remote_msg(c, me, asker, kind, prio, type, corr, status, 0, 0, out, olen)
+                   : SL_OK;
     sl_actor *a = sl__actor_get(c, asker);
     sl__ref *r = sl__map_get(&c->refs, corr);
     if (!a || !r || r->kind != SL__REF_ASK || r->owner != a)
@@ -1399,8 +1441,8 @@ int sl__core_inject(sl_core *c, const sl_msg *m, unsigned how)
     sl_actor *a = sl__actor_get(c, m->to);
     if (!a)
         return dead_letter(c, m->to, m->type);
-    bool outcome = m->kind == SL_KIND_REPLY || m->kind == SL_KIND_CHUNK ||
-                   m->kind == SL_KIND_END || m->kind == SL_KIND_FAIL;
+    bool outcome = m->kind == SL_KIND_REPLY || m->kind == SL_KIND_CHUNK || m->kind == SL_KIND_END ||
+                   m->kind == SL_KIND_FAIL;
     sl__ref *r = NULL;
     if (outcome) {
         /* An answer from another node to one of our asks: it must still be
@@ -1637,8 +1679,7 @@ int sl_ask_cancel(sl_actor *self, uint64_t ask_id)
     if (!r || r->kind != SL__REF_ASK || r->owner != self)
         return SL_ERR_NOTFOUND;
     if (r->t_actor && !(r->t_actor->flags & SL__A_STOPPING))
-        deliver_sys(c, r->t_actor, id_of(c, self), SL_KIND_CANCEL, SL_PRIO_CRITICAL, r->id, 0,
-                    0);
+        deliver_sys(c, r->t_actor, id_of(c, self), SL_KIND_CANCEL, SL_PRIO_CRITICAL, r->id, 0, 0);
     else if (is_remote(c, r->target))
         (void)send_remote(c, id_of(c, self), r->target, SL_KIND_CANCEL, SL_PRIO_CRITICAL, 0, r->id,
                           0, NULL, 0);
@@ -1682,8 +1723,8 @@ static int reply_kind(sl_actor *self, sl_req req, uint8_t kind, uint32_t type, c
             return SL_ERR_CANCELLED;
         }
         uint8_t p = req.prio < SL_PRIO_COUNT ? req.prio : ra->prio;
-        int rc = send_remote(c, id_of(c, self), req.asker, kind, p, type, req.corr, status, data,
-                             len);
+        int rc =
+            send_remote(c, id_of(c, self), req.asker, kind, p, type, req.corr, status, data, len);
         if (rc == SL_OK && kind != SL_KIND_CHUNK)
             ref_free(c, ra);
         return rc;
@@ -1760,8 +1801,8 @@ int sl_monitor(sl_actor *self, sl_id target, uint64_t *ref)
     if (!t) {
         /* Already dead: DOWN(NOPROC) at once, nothing to keep. */
         uint64_t id = ++c->next_ref;
-        sl__msg *m = msg_make(c, target, id_of(c, self), SL_KIND_DOWN, SL_PRIO_CRITICAL, 0, id,
-                              NULL, 0);
+        sl__msg *m =
+            msg_make(c, target, id_of(c, self), SL_KIND_DOWN, SL_PRIO_CRITICAL, 0, id, NULL, 0);
         if (!m)
             return SL_ERR_NOMEM;
         m->m.status = SL_REASON_NOPROC;
@@ -1893,8 +1934,8 @@ static void fire_timers(sl_core *c)
         sl_actor *t = sl__actor_get(c, r->target);
         int rc = SL_ERR_NOACTOR;
         if (t) {
-            sl__msg *m = msg_make(c, id_of(c, r->owner), r->target, SL_KIND_SEND, r->prio,
-                                  r->type, r->id, r->data, r->len);
+            sl__msg *m = msg_make(c, id_of(c, r->owner), r->target, SL_KIND_SEND, r->prio, r->type,
+                                  r->id, r->data, r->len);
             rc = m ? deliver(c, t, m) : SL_ERR_NOMEM;
             if (rc < 0 && m)
                 msg_free(c, m);

@@ -39,5 +39,8 @@ size_t sl__core_node_down(sl_core *c, uint64_t node, int err, int reason);
 /* A browser node learns its id from its gateway before any actor exists:
  * SL_OK, or SL_ERR_INVAL once actors were spawned (their ids carry the old one). */
 int sl__core_set_node_id(sl_core *c, uint64_t node);
+/* A platform that joins a cluster after the core was made (the browser's)
+ * installs its remote, room and remote_unreliable_max hooks then. */
+void sl__core_set_remote(sl_core *c, const sl_core_settings *hooks);
 
 #endif

@@ -316,9 +316,9 @@ int sl__js_node_connect(sl_web_node *n, const uint8_t *cfg, size_t len)
     const msgpack_object *o;
     if (rc == SL_OK &&
         (sl_msgpack_at(&u.root, 0, &o) || sl_msgpack_copy_str(o, host, sizeof host) ||
-         sl_msgpack_at_uint64(&u.root, 1, &port) || port > 65535 ||
-         sl_msgpack_at(&u.root, 2, &o) || sl_msgpack_copy_str(o, path, sizeof path) ||
-         sl_msgpack_at_uint64(&u.root, 5, &rmin) || sl_msgpack_at_uint64(&u.root, 6, &rmax)))
+         sl_msgpack_at_uint64(&u.root, 1, &port) || port > 65535 || sl_msgpack_at(&u.root, 2, &o) ||
+         sl_msgpack_copy_str(o, path, sizeof path) || sl_msgpack_at_uint64(&u.root, 5, &rmin) ||
+         sl_msgpack_at_uint64(&u.root, 6, &rmax)))
         rc = SL_ERR_INVAL;
     bool has_token = false;
     if (rc == SL_OK && sl_msgpack_at(&u.root, 3, &o) == SL_OK && o->type != MSGPACK_OBJECT_NIL) {

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "starling/web.h"
+#include "actors/inject.h"
 #include "actors/mem.h"
 #include "runtime/cluster.h"
 #include "wasm/web_int.h"
@@ -52,7 +53,6 @@ struct sl_web_node {
     bool cluster_closed;
     uint64_t tick_at;
     size_t max_message;
-    int (*user_remote)(sl_core *, const sl_msg *, void *); /* the settings' remote hook */
     sl_webtransport_settings wt;
     char *path, *token;
     void (*on_peer)(sl_web_node *, uint64_t, bool, void *);
@@ -99,9 +99,8 @@ static void on_wake(sl_core *core, void *ud)
 static int web_remote(sl_core *core, const sl_msg *m, void *ud)
 {
     sl_web_node *n = ud;
-    if (n->cluster)
-        return sl__cluster_send(n->cluster, m);
-    return n->user_remote ? n->user_remote(core, m, ud) : SL_ERR_NOCONN;
+    (void)core;
+    return n->cluster ? sl__cluster_send(n->cluster, m) : SL_ERR_NOCONN;
 }
 
 static void web_room(sl_core *core, sl_id actor, void *ud)
@@ -141,10 +140,6 @@ int sl_web_node_new(const sl_web_settings *settings, sl_web_node **out)
     cs.wake = on_wake;
     cs.clock = web_clock;
     cs.ud = n;
-    n->user_remote = cs.remote;
-    cs.remote = web_remote;
-    cs.room = web_room;
-    cs.remote_unreliable_max = web_unreliable_max;
     n->max_message = cs.max_message_size ? cs.max_message_size : (64u << 20);
     while (cs.node_id == 0) {
         uint64_t id = 0;
@@ -335,6 +330,13 @@ int sl_web_node_connect(sl_web_node *n, const sl_web_connect *o)
         return rc;
     n->on_peer = o->on_peer;
     n->peer_ud = o->ud;
+    /* From now on other nodes are reached through the cluster. */
+    sl_core_settings hooks;
+    memset(&hooks, 0, sizeof hooks);
+    hooks.remote = web_remote;
+    hooks.room = web_room;
+    hooks.remote_unreliable_max = web_unreliable_max;
+    sl__core_set_remote(n->core, &hooks);
     sl__cluster_on_peer(n->cluster, web_peer, n);
     n->tick_at = now_ns();
     sl__cluster_tick(n->cluster, n->tick_at);

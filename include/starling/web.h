@@ -33,7 +33,8 @@ typedef struct sl_web_node sl_web_node;
 /* Settings of a web node; fill with sl_web_settings_default(). New fields are appended. */
 typedef struct sl_web_settings {
     sl_core_settings core; /* the core's settings (wake, clock and ud are taken by the node;
-                              remote and dead_letter are kept) */
+                              remote and dead_letter are kept until
+                              sl_web_node_connect(), which takes remote) */
     uint32_t slice;     /* max messages per macrotask before yielding to the page (default 8192) */
     uint32_t budget_ms; /* max milliseconds per macrotask, checked every 64 messages
                            (default 8; 0 = only `slice` limits a macrotask) */
