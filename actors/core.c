@@ -94,6 +94,9 @@ static sl__msg *msg_new(sl_core *c, size_t len)
                 return NULL;
             m->cap = cap;
         }
+    } else if (c->spare && c->spare->cap >= len && c->spare->cap / 2 <= len) {
+        m = c->spare; /* its pages are already there */
+        c->spare = NULL;
     } else {
         m = sl__alloc(c, sizeof(sl__msg) + len);
         if (!m)
@@ -129,6 +132,11 @@ static void msg_free(sl_core *c, sl__msg *m)
         m->next = c->mid_pool[k];
         c->mid_pool[k] = m;
         c->mid_bytes += m->cap;
+    } else if (c->trims && m->cap >= SL__SPARE_MIN && !c->shutting_down &&
+               (!c->spare || c->spare->cap <= m->cap)) {
+        sl__free(c, c->spare); /* keep the larger one */
+        c->spare = m;
+        c->spare_at = c->now;
     } else {
         sl__free(c, m);
     }
@@ -982,6 +990,7 @@ void sl_core_del(sl_core *c)
             sl__free(c, m);
         }
     }
+    sl__free(c, c->spare);
     sl__free(c, c->heap);
     sl__idtab_fini(&c->actors);
     sl__map_fini(&c->refs);
@@ -1493,6 +1502,15 @@ void sl__core_block_free(sl_core *c, sl__msg *b)
 {
     if (b)
         msg_free(c, b);
+}
+
+void sl__core_trim(sl_core *c, uint64_t now_ns)
+{
+    c->trims = true;
+    if (c->spare && now_ns - c->spare_at > SL__SPARE_NS) {
+        sl__free(c, c->spare);
+        c->spare = NULL;
+    }
 }
 
 int sl__core_inject_block(sl_core *c, const sl_msg *m, unsigned how, sl__msg *b)

@@ -44,6 +44,11 @@ int sl__core_inject(sl_core *c, const sl_msg *m, unsigned how);
  * other code: the caller still owns it and may retry (SL_ERR_AGAIN).
  */
 struct sl__msg;
+/* The core keeps one freed big block (>= 1 MiB of room) for the next big
+ * message, from the first call of sl__core_trim() on; the platform calls
+ * it periodically with the time sl_core_run() gets, and it frees that
+ * block once unused for a second. */
+void sl__core_trim(sl_core *c, uint64_t now_ns);
 struct sl__msg *sl__core_block_new(sl_core *c, size_t room, uint8_t **data);
 void sl__core_block_free(sl_core *c, struct sl__msg *b);
 int sl__core_inject_block(sl_core *c, const sl_msg *m, unsigned how, struct sl__msg *b);

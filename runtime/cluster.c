@@ -61,10 +61,14 @@ enum {
     R_UNKNOWN      /* peer uni stream before its preamble byte */
 };
 
-#define PIECE ((size_t)256 * 1024) /* bytes handed to the transport per write of a big message */
+#define PIECE ((size_t)256 * 1024) /* frames over this are queued whole and fed as the stream drains */
 /* Frames longer than this are received straight into the message block they
  * are delivered in (one copy, as the pieces arrive), not reassembled first. */
 #define BIG_FRAME ((size_t)64 * 1024)
+/* A big frame is written in pieces of this size: the transport copies each
+ * write into chunks, and a write of this size fits its pooled 16 KiB chunks
+ * (a bigger one gets a chunk of its own size, fresh memory each time). */
+#define WRITE ((size_t)16 * 1024)
 /* The spare big frame buffer is freed after this long unused (ns). */
 #define SPARE_NS (1000ull * 1000 * 1000)
 
@@ -360,8 +364,8 @@ static int pump(sl__cluster *k, lane *ln)
 {
     while (ln->pend && ln->pend_off < ln->pend_len) {
         size_t n = ln->pend_len - ln->pend_off;
-        if (n > PIECE)
-            n = PIECE;
+        if (n > WRITE)
+            n = WRITE;
         int rc = sl_stream_write(ln->s, ln->pend + ln->pend_off, n, NULL);
         if (rc == SL_ERR_AGAIN)
             return SL_OK;
@@ -1394,6 +1398,8 @@ static void on_datagram(sl_conn *c, const uint8_t *data, size_t len, void *ud)
 void sl__cluster_tick(sl__cluster *k, uint64_t now_ns)
 {
     k->now_ns = now_ns;
+    if (k->core)
+        sl__core_trim(k->core, now_ns);
     if (k->spare && now_ns - k->spare_ns > SPARE_NS) { /* no big message for a while */
         c_free(k, k->spare);
         k->spare = NULL;
