@@ -27,6 +27,11 @@
  * one makes the send fail with SL_ERR_AGAIN and the sender later gets a
  * SL_TYPE_RESUME message. A message larger than a piece is queued whole and
  * fed to the transport a piece at a time, so other lanes interleave.
+ *
+ * Big messages are copied once per node: encoded straight into the buffer
+ * the lane feeds from, and received straight into the message block the
+ * actor gets (big_begin/big_feed), so no loop turn copies or faults in a
+ * whole big message at once (runtime/README.md, "Head-of-line isolation").
  */
 #include <stdio.h>
 #include <string.h>
@@ -61,7 +66,7 @@ enum {
     R_UNKNOWN      /* peer uni stream before its preamble byte */
 };
 
-#define PIECE ((size_t)256 * 1024) /* frames over this are queued whole and fed as the stream drains */
+#define PIECE ((size_t)256 * 1024) /* frames over this are queued whole, fed as it drains */
 /* Frames longer than this are received straight into the message block they
  * are delivered in (one copy, as the pieces arrive), not reassembled first. */
 #define BIG_FRAME ((size_t)64 * 1024)
@@ -101,10 +106,10 @@ typedef struct lane {
     size_t held_len, held_cap;
     uint64_t recv_total, consumed;
     /* receiving a big frame (big_len != 0) outside the frame reader */
-    struct sl__msg *blk;      /* its message block, once its head decoded */
-    uint8_t *big;             /* the block's bytes: the frame (envelope) */
-    size_t big_len, big_have; /* frame length; bytes of it received */
-    int big_err;              /* its head was refused: skip it, then fail */
+    struct sl__msg *blk;                 /* its message block, once its head decoded */
+    uint8_t *big;                        /* the block's bytes: the frame (envelope) */
+    size_t big_len, big_have;            /* frame length; bytes of it received */
+    int big_err;                         /* its head was refused: skip it, then fail */
     uint8_t head[SL__ENVELOPE_HEAD_MAX]; /* its first bytes, before the block */
     struct lane *bnext; /* paused lanes of one receiver, oldest first */
     struct lane *prev, *next; /* all lanes of the connection */
