@@ -625,7 +625,7 @@ int sl__cluster_send(sl__cluster *k, const sl_msg *m)
     bool dgram = m->flags & SL_MSG_UNRELIABLE;
     if (dgram && m->len > sl__cluster_unreliable_max(k, m->to.node))
         return SL_ERR_MSG_TOO_BIG; /* the documented bound, whatever the ids */
-    if (!dgram && lane_busy(k, l, m))
+    if (!dgram && sl_envelope_max_size(m->len) + HDR_MAX > PIECE && lane_busy(k, l, m))
         return SL_ERR_AGAIN;
     int rc = encode(k, l, m, !dgram, &f, &n);
     if (rc)
@@ -904,6 +904,8 @@ static size_t big_begin(lane *ln, const uint8_t *data, size_t len)
     sl_frame_reader *r = &ln->fr;
     if ((r->have_len && !r->ready) || r->err)
         return 0; /* inside a frame (ready: the last one was handed out) */
+    if (len && (r->hdr_have ? r->hdr[0] : data[0]) < 0x80)
+        return 0; /* a 1- or 2-byte length: under 16 KiB (the common case) */
     uint8_t h[SL_FRAME_MAX_HEADER];
     size_t have = r->hdr_have;
     size_t take = len < sizeof h - have ? len : sizeof h - have;
