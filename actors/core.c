@@ -94,6 +94,9 @@ static sl__msg *msg_new(sl_core *c, size_t len)
                 return NULL;
             m->cap = cap;
         }
+    } else if (c->spare && c->spare->cap >= len && c->spare->cap / 2 <= len) {
+        m = c->spare; /* its pages are already there */
+        c->spare = NULL;
     } else {
         m = sl__alloc(c, sizeof(sl__msg) + len);
         if (!m)
@@ -129,6 +132,11 @@ static void msg_free(sl_core *c, sl__msg *m)
         m->next = c->mid_pool[k];
         c->mid_pool[k] = m;
         c->mid_bytes += m->cap;
+    } else if (c->trims && m->cap >= SL__SPARE_MIN && !c->shutting_down &&
+               (!c->spare || c->spare->cap <= m->cap)) {
+        sl__free(c, c->spare); /* keep the larger one */
+        c->spare = m;
+        c->spare_at = c->now;
     } else {
         sl__free(c, m);
     }
@@ -1034,6 +1042,7 @@ void sl_core_del(sl_core *c)
             sl__free(c, m);
         }
     }
+    sl__free(c, c->spare);
     sl__free(c, c->heap);
     sl__idtab_fini(&c->actors);
     sl__map_fini(&c->refs);
@@ -1424,7 +1433,10 @@ static int inject_signal(sl_core *c, const sl_msg *m)
     }
 }
 
-int sl__core_inject(sl_core *c, const sl_msg *m, unsigned how)
+/* sl__core_inject() and sl__core_inject_block(): with `*blk` set, the
+ * payload already lies in that block, which is queued instead of a copy
+ * (and *blk cleared when it was). */
+static int inject(sl_core *c, const sl_msg *m, unsigned how, sl__msg **blk)
 {
     if (!c || !m || m->kind >= SL_KIND_WIRE_COUNT)
         return SL_ERR_INVAL;
@@ -1474,17 +1486,33 @@ int sl__core_inject(sl_core *c, const sl_msg *m, unsigned how)
         if (ra && ra->kind == SL__REF_RASK)
             ref_free(c, ra); /* further replies get SL_ERR_CANCELLED */
     }
-    sl__msg *q = msg_make(c, m->from, m->to, m->kind, m->prio, m->type, m->corr, m->data, m->len);
-    if (!q)
-        return SL_ERR_NOMEM;
+    sl__msg *q;
+    if (*blk) {
+        q = *blk;
+        q->next = NULL;
+        q->m.from = m->from;
+        q->m.to = m->to;
+        q->m.corr = m->corr;
+        q->m.type = m->type;
+        q->m.kind = m->kind;
+        q->m.prio = m->prio;
+        q->m.len = m->len;
+        q->m.data = m->len ? m->data : NULL;
+    } else {
+        q = msg_make(c, m->from, m->to, m->kind, m->prio, m->type, m->corr, m->data, m->len);
+        if (!q)
+            return SL_ERR_NOMEM;
+    }
     q->m.status = m->status;
     q->m.code = m->code;
     q->m.flags = m->flags;
     int rc = deliver(c, a, q);
     if (rc < 0) {
-        msg_free(c, q);
+        if (q != *blk)
+            msg_free(c, q);
         return rc;
     }
+    *blk = NULL; /* queued (or freed by the overflow policy): the core's now */
     if (r && m->kind != SL_KIND_CHUNK)
         ref_free(c, r); /* the ask is over */
     if (m->kind == SL_KIND_ASK && remote_from) {
@@ -1504,6 +1532,49 @@ int sl__core_inject(sl_core *c, const sl_msg *m, unsigned how)
         }
     }
     return SL_OK;
+}
+
+int sl__core_inject(sl_core *c, const sl_msg *m, unsigned how)
+{
+    sl__msg *none = NULL;
+    return inject(c, m, how, &none);
+}
+
+sl__msg *sl__core_block_new(sl_core *c, size_t room, uint8_t **data)
+{
+    if (!c || !data || room > UINT32_MAX)
+        return NULL;
+    sl__msg *b = msg_new(c, room);
+    if (b)
+        *data = b->data;
+    return b;
+}
+
+void sl__core_block_free(sl_core *c, sl__msg *b)
+{
+    if (b)
+        msg_free(c, b);
+}
+
+void sl__core_trim(sl_core *c, uint64_t now_ns)
+{
+    c->trims = true;
+    if (c->spare && now_ns - c->spare_at > SL__SPARE_NS) {
+        sl__free(c, c->spare);
+        c->spare = NULL;
+    }
+}
+
+int sl__core_inject_block(sl_core *c, const sl_msg *m, unsigned how, sl__msg *b)
+{
+    if (!b ||
+        (m && m->len &&
+         (m->data < b->data || m->len > b->cap || (size_t)(m->data - b->data) > b->cap - m->len)))
+        return SL_ERR_INVAL;
+    int rc = inject(c, m, how, &b);
+    if (rc == SL_OK && b)
+        msg_free(c, b); /* answered without queueing it (registry, signal, dropped) */
+    return rc;
 }
 
 size_t sl__core_node_down(sl_core *c, uint64_t node, int err, int reason)

@@ -25,6 +25,10 @@
 #define SL__MID_MAX 4096
 #define SL__MID_CLASSES 4 /* 512, 1024, 2048, 4096 */
 #define SL__MID_POOL_BYTES ((size_t)8 << 20)
+/* Blocks with at least this much room may be kept as the core's spare. */
+#define SL__SPARE_MIN ((size_t)1 << 20)
+/* sl__core_trim() frees the spare once it is unused this long (ns). */
+#define SL__SPARE_NS ((uint64_t)1000 * 1000 * 1000)
 
 /* A queued message: the public view plus the queue link and inline payload. */
 typedef struct sl__msg {
@@ -127,6 +131,13 @@ struct sl_core {
     uint32_t pool_len;
     sl__msg *mid_pool[SL__MID_CLASSES]; /* free blocks of SL__MID_MIN << i bytes of room */
     size_t mid_bytes;                   /* payload room held by the mid pools */
+    /* One freed big block (payload room >= SL__SPARE_MIN) kept for the next
+     * big message, whose pages would otherwise all be faulted in afresh (on
+     * a VM that costs ~40x the copy into them); only while the platform
+     * calls sl__core_trim(), which frees it once unused for a while. */
+    sl__msg *spare;
+    uint64_t spare_at; /* c->now when it was kept */
+    bool trims;        /* sl__core_trim() was called: keep a spare */
     bool in_run;
     bool shutting_down;
     bool wake_pending;

@@ -28,6 +28,32 @@ enum {
 int sl__core_inject(sl_core *c, const sl_msg *m, unsigned how);
 
 /*
+ * Message blocks filled in place, so a big payload arriving from the
+ * network is copied once, piece by piece as it arrives, into the block the
+ * actor will receive, instead of being reassembled and then copied whole.
+ *
+ * sl__core_block_new() allocates a block with `room` bytes the caller may
+ * write (*data points at them); NULL when out of memory. The caller owns it
+ * until sl__core_inject_block() returns SL_OK, and frees it otherwise with
+ * sl__core_block_free() (NULL is ignored).
+ *
+ * sl__core_inject_block() is sl__core_inject() with the payload m->data ..
+ * m->data + m->len lying inside the room of block `b` (else SL_ERR_INVAL):
+ * nothing is copied, the block itself is queued. SL_OK: the core owns `b`
+ * (queued, or freed if the message was consumed without queueing). Any
+ * other code: the caller still owns it and may retry (SL_ERR_AGAIN).
+ */
+struct sl__msg;
+/* The core keeps one freed big block (>= 1 MiB of room) for the next big
+ * message, from the first call of sl__core_trim() on; the platform calls
+ * it periodically with the time sl_core_run() gets, and it frees that
+ * block once unused for a second. */
+void sl__core_trim(sl_core *c, uint64_t now_ns);
+struct sl__msg *sl__core_block_new(sl_core *c, size_t room, uint8_t **data);
+void sl__core_block_free(sl_core *c, struct sl__msg *b);
+int sl__core_inject_block(sl_core *c, const sl_msg *m, unsigned how, struct sl__msg *b);
+
+/*
  * A remote node is gone (connection lost): every pending ask of a local
  * actor to an actor on `node` fails at once with FAIL(status = err), and
  * monitors of actors there fire DOWN(reason). Returns how many were ended.

@@ -27,6 +27,11 @@
  * one makes the send fail with SL_ERR_AGAIN and the sender later gets a
  * SL_TYPE_RESUME message. A message larger than a piece is queued whole and
  * fed to the transport a piece at a time, so other lanes interleave.
+ *
+ * Big messages are copied once per node: encoded straight into the buffer
+ * the lane feeds from, and received straight into the message block the
+ * actor gets (big_begin/big_feed), so no loop turn copies or faults in a
+ * whole big message at once (runtime/README.md, "Head-of-line isolation").
  */
 #include <stdio.h>
 #include <string.h>
@@ -34,6 +39,7 @@
 #include "actors/inject.h"
 #include "actors/map.h"
 #include "runtime/cluster.h"
+#include "schemas/wire.h"
 #include "starling/pack.h"
 #include "starling/schema.h"
 
@@ -79,7 +85,16 @@ enum {
     R_UNKNOWN      /* peer uni stream before its preamble byte */
 };
 
-#define PIECE ((size_t)256 * 1024) /* bytes handed to the transport per write of a big message */
+#define PIECE ((size_t)256 * 1024) /* frames over this are queued whole, fed as it drains */
+/* Frames longer than this are received straight into the message block they
+ * are delivered in (one copy, as the pieces arrive), not reassembled first. */
+#define BIG_FRAME ((size_t)64 * 1024)
+/* A big frame is written in pieces of this size: the transport copies each
+ * write into chunks, and a write of this size fits its pooled 16 KiB chunks
+ * (a bigger one gets a chunk of its own size, fresh memory each time). */
+#define WRITE ((size_t)16 * 1024)
+/* The spare big frame buffer is freed after this long unused (ns). */
+#define SPARE_NS (1000ull * 1000 * 1000)
 
 typedef struct plink plink;
 
@@ -104,8 +119,8 @@ typedef struct lane {
     uint64_t key; /* key in its map (lanes_out, asks_out, asks_in) */
     uint64_t used_ns;
     /* sending */
-    uint8_t *pend; /* a big frame being fed in pieces */
-    size_t pend_len, pend_off;
+    uint8_t *pend; /* a big frame being fed in pieces (a buffer of pend_cap bytes) */
+    size_t pend_len, pend_off, pend_cap;
     sl_id *waiters; /* senders told SL_ERR_AGAIN */
     uint32_t nwait, wcap;
     /* forwarding (gateway) */
@@ -119,8 +134,14 @@ typedef struct lane {
     uint8_t *held; /* unprocessed bytes while paused */
     size_t held_len, held_cap;
     uint64_t recv_total, consumed;
-    struct lane *bnext;       /* paused lanes of one receiver, oldest first */
-    struct lane *prev, *next; /* all lanes of the connection */
+    /* receiving a big frame (big_len != 0) outside the frame reader */
+    struct sl__msg *blk;                 /* its message block, once its head decoded */
+    uint8_t *big;                        /* the block's bytes: the frame (envelope) */
+    size_t big_len, big_have;            /* frame length; bytes of it received */
+    int big_err;                         /* its head was refused: skip it, then fail */
+    uint8_t head[SL__ENVELOPE_HEAD_MAX]; /* its first bytes, before the block */
+    struct lane *bnext;                  /* paused lanes of one receiver, oldest first */
+    struct lane *prev, *next;            /* all lanes of the connection */
 } lane;
 
 struct plink {
@@ -169,6 +190,11 @@ struct sl__cluster {
     dial *dials;
     uint8_t *buf; /* encode buffer */
     size_t cap;
+    uint8_t *out; /* a big frame just encoded, until a lane adopts it as `pend` */
+    size_t out_cap;
+    uint8_t *spare; /* the last big frame buffer, kept (pages faulted in) for the next */
+    size_t spare_cap;
+    uint64_t spare_ns; /* when it was last put back */
     size_t max_message;
     size_t max_buffer; /* the transport's per-stream bound */
     sl_limits lim;
@@ -295,6 +321,16 @@ static void unpause(sl__cluster *k, lane *ln);
 static void pipe_cut(sl__cluster *k, lane *ln, uint64_t code);
 static void fw_resume(sl__cluster *k, lane *on);
 
+/* Forget the big frame being received, freeing its block. */
+static void big_drop(sl__cluster *k, lane *ln)
+{
+    sl__core_block_free(k->core, ln->blk);
+    ln->blk = NULL;
+    ln->big = NULL;
+    ln->big_len = ln->big_have = 0;
+    ln->big_err = 0;
+}
+
 /* Forget a lane (its stream closed, or its connection went). */
 static void lane_free(sl__cluster *k, lane *ln)
 {
@@ -324,6 +360,7 @@ static void lane_free(sl__cluster *k, lane *ln)
         ln->next->prev = ln->prev;
     if (ln->fr_on)
         sl_frame_reader_fini(&ln->fr);
+    big_drop(k, ln);
     if (ln->s)
         sl_stream_set_data(ln->s, NULL);
     c_free(k, ln->pend);
@@ -356,6 +393,7 @@ static void lane_fail(sl__cluster *k, lane *ln, const char *what, int err)
 {
     say(k, ln->l, what, err);
     ln->dead = true;
+    big_drop(k, ln);
     ask_out_fail(k, ln, err == SL_ERR_NOMEM ? SL_ERR_NOMEM : SL_ERR_PROTO);
     pipe_cut(k, ln, E_PROTOCOL);
     if (ln->role == R_ASK_IN || ln->role == R_ASK_OUT)
@@ -398,13 +436,45 @@ static void notify_waiters(sl__cluster *k, lane *ln)
     }
 }
 
+/* A buffer for a big frame of up to `need` bytes: the spare one if it fits
+ * without wasting more than half, else a new one. Touching fresh pages costs
+ * more than copying into them (a page fault each 4 KiB), so reusing one
+ * buffer for back-to-back big messages is what keeps encoding one cheap. */
+static uint8_t *big_buf(sl__cluster *k, size_t need, size_t *cap)
+{
+    if (k->spare && k->spare_cap >= need && k->spare_cap / 2 <= need) {
+        uint8_t *b = k->spare;
+        *cap = k->spare_cap;
+        k->spare = NULL;
+        k->spare_cap = 0;
+        return b;
+    }
+    *cap = need;
+    return k->mem.malloc(need, k->mem.ud);
+}
+
+/* Done with a big frame buffer: keep the largest one as the spare. */
+static void big_put(sl__cluster *k, uint8_t *b, size_t cap)
+{
+    if (!b)
+        return;
+    if (k->spare_cap > cap) {
+        c_free(k, b);
+        return;
+    }
+    c_free(k, k->spare);
+    k->spare = b;
+    k->spare_cap = cap;
+    k->spare_ns = k->now_ns;
+}
+
 /* Feed a queued big frame to the transport, a piece at a time. */
 static int pump(sl__cluster *k, lane *ln)
 {
     while (ln->pend && ln->pend_off < ln->pend_len) {
         size_t n = ln->pend_len - ln->pend_off;
-        if (n > PIECE)
-            n = PIECE;
+        if (n > WRITE)
+            n = WRITE;
         int rc = sl_stream_write(ln->s, ln->pend + ln->pend_off, n, NULL);
         if (rc == SL_ERR_AGAIN)
             return SL_OK;
@@ -412,13 +482,15 @@ static int pump(sl__cluster *k, lane *ln)
             return rc;
         ln->pend_off += n;
     }
-    c_free(k, ln->pend);
+    big_put(k, ln->pend, ln->pend_cap);
     ln->pend = NULL;
-    ln->pend_len = ln->pend_off = 0;
+    ln->pend_len = ln->pend_off = ln->pend_cap = 0;
     return SL_OK;
 }
 
-/* Write one frame; SL_ERR_AGAIN when the lane is full (nothing written). */
+/* Write one frame; SL_ERR_AGAIN when the lane is full (nothing written).
+ * A frame over PIECE is the one encode() just wrote into k->out: the lane
+ * takes that buffer and feeds it as the stream drains. */
 static int lane_write(sl__cluster *k, lane *ln, const uint8_t *frame, size_t len, sl_id from)
 {
     ln->used_ns = k->now_ns;
@@ -431,12 +503,13 @@ static int lane_write(sl__cluster *k, lane *ln, const uint8_t *frame, size_t len
         rc = sl_stream_write(ln->s, frame, len, NULL);
     } else {
         /* Big: queue it whole, feed pieces as the stream drains. */
-        ln->pend = k->mem.malloc(len, k->mem.ud);
-        if (!ln->pend)
-            return SL_ERR_NOMEM;
-        memcpy(ln->pend, frame, len);
-        ln->pend_len = len;
-        ln->pend_off = 0;
+        if (!k->out || frame < k->out || frame + len > k->out + k->out_cap)
+            return SL_ERR_INVAL; /* not from encode(): cannot happen */
+        ln->pend = k->out;
+        ln->pend_cap = k->out_cap;
+        ln->pend_off = (size_t)(frame - k->out);
+        ln->pend_len = ln->pend_off + len;
+        k->out = NULL;
         rc = pump(k, ln);
     }
     if (rc == SL_ERR_AGAIN)
@@ -449,7 +522,9 @@ static int lane_write(sl__cluster *k, lane *ln, const uint8_t *frame, size_t len
 /* Encode `m` into k->buf: one frame (varint length + envelope) or, for a
  * datagram, the bare envelope. *out and *len say where it is. One pass: the
  * envelope is written after room for the longest header, and the header,
- * whose width depends on the envelope's length, goes right before it. */
+ * whose width depends on the envelope's length, goes right before it.
+ * A frame that may be over PIECE goes into its own buffer, k->out, which
+ * lane_write() then adopts: the payload is copied once, here. */
 #define HDR_MAX 8
 
 static int encode(sl__cluster *k, const plink *l, const sl_msg *m, bool framed, const uint8_t **out,
@@ -468,16 +543,25 @@ static int encode(sl__cluster *k, const plink *l, const sl_msg *m, bool framed, 
     e.len = m->len;
     e.data = m->data;
     size_t need = sl_envelope_max_size(m->len) + HDR_MAX;
-    if (need > k->cap) {
+    uint8_t *base = k->buf;
+    size_t cap = k->cap;
+    if (framed && need > PIECE) {
+        big_put(k, k->out, k->out_cap); /* one left from a failed send */
+        k->out = big_buf(k, need, &k->out_cap);
+        if (!k->out)
+            return SL_ERR_NOMEM;
+        base = k->out;
+        cap = k->out_cap;
+    } else if (need > k->cap) {
         uint8_t *nb = k->mem.realloc(k->buf, need, k->mem.ud);
         if (!nb)
             return SL_ERR_NOMEM;
-        k->buf = nb;
-        k->cap = need;
+        base = k->buf = nb;
+        cap = k->cap = need;
     }
     size_t wrote = 0;
-    uint8_t *env = k->buf + HDR_MAX;
-    int rc = sl_envelope_encode(&e, l->node, k->node, env, k->cap - HDR_MAX, &wrote);
+    uint8_t *env = base + HDR_MAX;
+    int rc = sl_envelope_encode(&e, l->node, k->node, env, cap - HDR_MAX, &wrote);
     if (rc)
         return rc;
     size_t hlen = 0;
@@ -641,6 +725,24 @@ static int cancel_ask(sl__cluster *k, uint64_t corr)
     return SL_OK;
 }
 
+/* The lane `m` would go on is still feeding a big message: it would be
+ * refused with SL_ERR_AGAIN after encoding, so say so before (a big
+ * payload's copy is the costly part of a send). */
+static bool lane_busy(sl__cluster *k, plink *l, const sl_msg *m)
+{
+    lane *ln = NULL;
+    uint64_t free_key;
+    if (m->kind == SL_KIND_SEND)
+        ln = lane_find(l, m->to, m->prio, &free_key);
+    else if (m->kind >= SL_KIND_REPLY && m->kind <= SL_KIND_FAIL)
+        ln = sl__map_get(&k->asks_in, ask_key(m->to, m->corr));
+    if (!ln || !ln->pend)
+        return false;
+    ln->used_ns = k->now_ns;
+    add_waiter(k, ln, m->from);
+    return true;
+}
+
 /* Encode `m` for `l` and put it where its kind goes. */
 static int send_on(sl__cluster *k, plink *l, const sl_msg *m)
 {
@@ -649,6 +751,8 @@ static int send_on(sl__cluster *k, plink *l, const sl_msg *m)
     bool dgram = m->flags & SL_MSG_UNRELIABLE;
     if (dgram && m->len > sl__cluster_unreliable_max(k, m->to.node))
         return SL_ERR_MSG_TOO_BIG; /* the documented bound, whatever the ids */
+    if (!dgram && sl_envelope_max_size(m->len) + HDR_MAX > PIECE && lane_busy(k, l, m))
+        return SL_ERR_AGAIN;
     int rc = encode(k, l, m, !dgram, &f, &n);
     if (rc)
         return rc;
@@ -662,19 +766,26 @@ static int send_on(sl__cluster *k, plink *l, const sl_msg *m)
     }
     switch (m->kind) {
     case SL_KIND_SEND:
-        return send_lane(k, l, m, f, n);
+        rc = send_lane(k, l, m, f, n);
+        break;
     case SL_KIND_ASK:
-        return send_ask(k, l, m, f, n);
+        rc = send_ask(k, l, m, f, n);
+        break;
     case SL_KIND_REPLY:
     case SL_KIND_CHUNK:
     case SL_KIND_END:
     case SL_KIND_FAIL:
-        return send_answer(k, m, f, n);
+        rc = send_answer(k, m, f, n);
+        break;
     default: /* signals: the control stream */
-        if (!l->ctl)
-            return SL_ERR_NOCONN;
-        return lane_write(k, l->ctl, f, n, m->from);
+        rc = l->ctl ? lane_write(k, l->ctl, f, n, m->from) : SL_ERR_NOCONN;
+        break;
     }
+    if (k->out) { /* a big frame no lane took (refused, or written whole) */
+        big_put(k, k->out, k->out_cap);
+        k->out = NULL;
+    }
+    return rc;
 }
 
 int sl__cluster_send(sl__cluster *k, const sl_msg *m)
@@ -777,8 +888,11 @@ static int forbidden(sl__cluster *k, lane *ln, const sl_envelope *e);
 static int forward(sl__cluster *k, lane *in, const sl_envelope *e, const sl_msg *m);
 
 /* One frame from a stream or datagram. Returns FR_OK, FR_PAUSE (mailbox
- * full: keep this frame), FR_DEAD (stream closed for an error). */
-static int on_frame(sl__cluster *k, lane *ln, const uint8_t *frame, size_t len)
+ * full: keep this frame), FR_DEAD (stream closed for an error). With `blk`
+ * and *blk set, the frame lies in that message block, which is delivered
+ * as it is (*blk cleared when the core took it). */
+static int on_frame(sl__cluster *k, lane *ln, const uint8_t *frame, size_t len,
+                    struct sl__msg **blk)
 {
     plink *l = ln->l;
     sl_envelope e;
@@ -854,7 +968,13 @@ static int on_frame(sl__cluster *k, lane *ln, const uint8_t *frame, size_t len)
     /* Paused lanes for this receiver go first: FIFO holds across them. */
     if (how == SL__INJECT_FLOW && k->resuming != m.to.local && sl__map_get(&k->paused, m.to.local))
         return pause_for(k, ln);
-    rc = sl__core_inject(k->core, &m, how);
+    if (blk && *blk) {
+        rc = sl__core_inject_block(k->core, &m, how, *blk);
+        if (rc == SL_OK)
+            *blk = NULL;
+    } else {
+        rc = sl__core_inject(k->core, &m, how);
+    }
     if (rc == SL_ERR_AGAIN)
         return pause_for(k, ln);
     k->st.delivered += rc == SL_OK;
@@ -968,15 +1088,128 @@ static void settle(lane *ln)
     }
 }
 
+/* At a frame boundary of the lane's reader (or with only part of a header
+ * in it), see whether the header, completed from `data`, announces a big
+ * frame within the limit (over it, the reader reports the error). If so,
+ * the frame is received by big_feed() from now on; returns the bytes of
+ * `data` that completed the header, else 0. */
+static size_t big_begin(lane *ln, const uint8_t *data, size_t len)
+{
+    sl_frame_reader *r = &ln->fr;
+    if ((r->have_len && !r->ready) || r->err)
+        return 0; /* inside a frame (ready: the last one was handed out) */
+    if (len && (r->hdr_have ? r->hdr[0] : data[0]) < 0x80)
+        return 0; /* a 1- or 2-byte length: under 16 KiB (the common case) */
+    uint8_t h[SL_FRAME_MAX_HEADER];
+    size_t have = r->hdr_have;
+    size_t take = len < sizeof h - have ? len : sizeof h - have;
+    memcpy(h, r->hdr, have);
+    memcpy(h + have, data, take);
+    uint64_t flen;
+    size_t hlen;
+    if (sl_frame_read_header(h, have + take, r->max_frame, &flen, &hlen) != SL_OK ||
+        flen <= BIG_FRAME)
+        return 0;
+    r->hdr_have = 0; /* the header is consumed here, not by the reader */
+    ln->big_len = (size_t)flen;
+    ln->big_have = 0;
+    return hlen - have;
+}
+
+/* Take bytes of the big frame: its head into ln->head until it can be
+ * judged (sl__envelope_decode_head: the envelope's checks up to the
+ * payload's length, so nothing is allocated for a frame that cannot be an
+ * envelope), then the whole frame into a message block of its size, where
+ * it is decoded again in full and delivered without another copy. A head
+ * that is refused is remembered and the frame skipped: the error comes at
+ * its end, as for a small frame. Returns SL_OK or SL_ERR_NOMEM. */
+static int big_feed(sl__cluster *k, lane *ln, const uint8_t *data, size_t len, size_t *used)
+{
+    size_t n = ln->big_len - ln->big_have;
+    if (n > len)
+        n = len;
+    *used = n;
+    if (!ln->blk && !ln->big_err) {
+        size_t h = sizeof ln->head - ln->big_have;
+        if (h > n)
+            h = n;
+        memcpy(ln->head + ln->big_have, data, h);
+        ln->big_have += h;
+        data += h;
+        n -= h;
+        if (ln->big_have < sizeof ln->head)
+            return SL_OK;
+        sl_envelope e;
+        size_t off;
+        ln->big_err = sl__envelope_decode_head(ln->head, ln->big_have, ln->big_len, k->node,
+                                               ln->l->node, &k->lim, &e, &off);
+        if (!ln->big_err) {
+            ln->blk = sl__core_block_new(k->core, ln->big_len, &ln->big);
+            if (!ln->blk)
+                return SL_ERR_NOMEM;
+            memcpy(ln->big, ln->head, ln->big_have);
+        }
+    }
+    if (ln->blk)
+        memcpy(ln->big + ln->big_have, data, n);
+    ln->big_have += n;
+    return SL_OK;
+}
+
+/* The big frame is complete: deliver its block. FR_PAUSE keeps it. */
+static int big_done(sl__cluster *k, lane *ln)
+{
+    if (ln->big_err) {
+        lane_fail(k, ln, "envelope refused, stream closed", ln->big_err);
+        return FR_DEAD;
+    }
+    int r = on_frame(k, ln, ln->big, ln->big_len, &ln->blk);
+    if (r != FR_PAUSE)
+        big_drop(k, ln); /* frees the block unless the core took it */
+    return r;
+}
+
 /* Run bytes through the frame reader. Returns FR_OK, FR_PAUSE (the frame
  * that paused and the bytes after it are now held), or FR_DEAD. */
 static int feed(sl__cluster *k, lane *ln, const uint8_t *data, size_t len)
 {
     size_t off = 0;
+    if (ln->big_len && ln->big_have == ln->big_len) {
+        /* A big frame that waited for room goes first. */
+        int r = big_done(k, ln);
+        if (r == FR_PAUSE && hold(k, ln, data, len)) {
+            unpause(k, ln);
+            lane_fail(k, ln, "no memory to hold a paused lane", SL_ERR_NOMEM);
+            return FR_DEAD;
+        }
+        if (r != FR_OK)
+            return r;
+    }
     while (off < len && !ln->dead) {
         size_t used = 0;
         const uint8_t *frame;
         size_t flen;
+        if (!ln->big_len)
+            off += big_begin(ln, data + off, len - off);
+        if (ln->big_len) {
+            int rc = big_feed(k, ln, data + off, len - off, &used);
+            off += used;
+            if (rc != SL_OK) {
+                lane_fail(k, ln, "bad frame, stream closed", rc);
+                return FR_DEAD;
+            }
+            if (ln->big_have < ln->big_len)
+                break;
+            int r = big_done(k, ln);
+            if (r == FR_PAUSE && hold(k, ln, data + off, len - off)) {
+                unpause(k, ln);
+                lane_fail(k, ln, "no memory to hold a paused lane", SL_ERR_NOMEM);
+                return FR_DEAD;
+            }
+            if (r != FR_OK)
+                return r;
+            continue;
+        }
         int rc = sl_frame_reader_feed(&ln->fr, data + off, len - off, &used, &frame, &flen);
         off += used;
         if (rc == SL_ERR_AGAIN)
@@ -985,7 +1218,7 @@ static int feed(sl__cluster *k, lane *ln, const uint8_t *data, size_t len)
             lane_fail(k, ln, "bad frame, stream closed", rc);
             return FR_DEAD;
         }
-        int r = on_frame(k, ln, frame, flen);
+        int r = on_frame(k, ln, frame, flen, NULL);
         if (r == FR_DEAD)
             return FR_DEAD;
         if (r == FR_PAUSE) {
@@ -1146,6 +1379,10 @@ static int forward(sl__cluster *k, lane *in, const sl_envelope *e, const sl_msg 
         rc = encode(k, out, m, true, &f, &n);
         if (rc == SL_OK)
             rc = lane_write(k, via, f, n, SL_ID_NONE);
+        if (k->out) { /* a big frame the lane did not take */
+            big_put(k, k->out, k->out_cap);
+            k->out = NULL;
+        }
         if (rc == SL_ERR_AGAIN)
             return fw_pause(k, in, via);
     } else if (rc == SL_OK) {
@@ -1764,7 +2001,7 @@ static void on_stream_writable(sl_stream *s, void *ud)
     if (!ln)
         return;
     if (ln->pend && pump(k, ln) != SL_OK) {
-        c_free(k, ln->pend);
+        big_put(k, ln->pend, ln->pend_cap);
         ln->pend = NULL;
     }
     if (ln->pend)
@@ -1816,6 +2053,7 @@ static void on_stream_reset(sl_stream *s, uint64_t code, void *ud)
     if (ln->blocked)
         unpause(k, ln);
     ln->dead = true;
+    big_drop(k, ln); /* a big frame cut off, or never to be delivered */
 }
 
 static void on_stream_stop_sending(sl_stream *s, uint64_t code, void *ud)
@@ -1897,6 +2135,13 @@ static void on_datagram(sl_conn *c, const uint8_t *data, size_t len, void *ud)
 void sl__cluster_tick(sl__cluster *k, uint64_t now_ns)
 {
     k->now_ns = now_ns;
+    if (k->core)
+        sl__core_trim(k->core, now_ns);
+    if (k->spare && now_ns - k->spare_ns > SPARE_NS) { /* no big message for a while */
+        c_free(k, k->spare);
+        k->spare = NULL;
+        k->spare_cap = 0;
+    }
     if (k->closing)
         return;
     for (dial *d = k->dials; d; d = d->next) {
@@ -2121,6 +2366,8 @@ void sl__cluster_del(sl__cluster *k)
     sl__map_fini(&k->routes);
     c_free(k, k->expo);
     c_free(k, k->buf);
+    c_free(k, k->out);
+    c_free(k, k->spare);
     sl_mem mem = k->mem;
     mem.free(k, mem.ud);
 }

@@ -241,6 +241,89 @@ static int rd_id(sl__cursor *c, const sl_limits *lim, uint64_t implied, sl_id *i
     return SL_OK;
 }
 
+/*
+ * Steps 2 to 5 of decoding (README.md section 3): the array header, the
+ * fields before the payload and the payload's bin header, checked against
+ * the window `c`. Leaves c->p at the payload's first byte, out->len set and
+ * the element count in *n. Reads at most SL__ENVELOPE_HEAD_MAX bytes.
+ */
+static int decode_head(sl__cursor *c, uint64_t implied_to_node, uint64_t implied_from_node,
+                       const sl_limits *lim, sl_envelope *out, unsigned *count)
+{
+    int rc;
+    /* 2. the array header, its count against the bytes left, then its shape */
+    sl__mp_head h;
+    if ((rc = sl__mp_read_head(c, &h)) != SL_OK)
+        return rc;
+    if (h.kind != SL__MP_ARRAY)
+        return wrong_type(&h, lim);
+    if (h.u > sl__cur_left(c))
+        return sl__cur_short(c, SL_ERR_DECODE_LENGTH);
+    if (h.u < 6 || h.u > 8)
+        return SL_ERR_DECODE_VERSION;
+    *count = (unsigned)h.u;
+
+    /* 3. flags: priority in bits 0-2, kind in bits 3-6, the rest reserved */
+    uint64_t flags, v;
+    if ((rc = rd_uint(c, lim, UINT64_MAX, &flags)) != SL_OK)
+        return rc;
+    if ((flags >> 7) != 0 || (flags & 7) >= SL_PRIO_COUNT || ((flags >> 3) & 15) >= SL_KIND_WIRE_COUNT)
+        return SL_ERR_DECODE_RESERVED;
+    out->prio = (uint8_t)(flags & 7);
+    out->kind = (uint8_t)((flags >> 3) & 15);
+    out->flags = 0;
+
+    /* 4. type, to, from, corr */
+    if ((rc = rd_uint(c, lim, UINT32_MAX, &v)) != SL_OK)
+        return rc;
+    out->type = (uint32_t)v;
+    if ((rc = rd_id(c, lim, implied_to_node, &out->to)) != SL_OK ||
+        (rc = rd_id(c, lim, implied_from_node, &out->from)) != SL_OK ||
+        (rc = rd_uint(c, lim, UINT64_MAX, &out->corr)) != SL_OK)
+        return rc;
+
+    /* 5. payload: a bin, returned in place */
+    if ((rc = sl__mp_read_head(c, &h)) != SL_OK)
+        return rc;
+    if (h.kind != SL__MP_BIN)
+        return wrong_type(&h, lim);
+    if (h.u > sl__cur_left(c))
+        return sl__cur_short(c, SL_ERR_DECODE_LENGTH);
+    if (h.u > lim->max_bin_len)
+        return SL_ERR_DECODE_LENGTH;
+    out->len = (size_t)h.u;
+    return SL_OK;
+}
+
+int sl__envelope_decode_head(const uint8_t *buf, size_t have, size_t len, uint64_t implied_to_node,
+                             uint64_t implied_from_node, const sl_limits *lim, sl_envelope *out,
+                             size_t *payload_off)
+{
+    sl_limits defaults;
+    if (lim == NULL) {
+        sl_limits_default(&defaults);
+        lim = &defaults;
+    }
+    if (buf == NULL || out == NULL || payload_off == NULL || have > len ||
+        (have < len && have < SL__ENVELOPE_HEAD_MAX))
+        return SL_ERR_INVAL;
+    /* The window is the whole envelope, so every count and length is
+     * checked as sl_envelope_decode() checks it; only the first
+     * SL__ENVELOPE_HEAD_MAX bytes (all present) are read. */
+    sl__cursor c;
+    unsigned n;
+    int rc = sl__cur_open(&c, buf, len, lim->max_size, true);
+    if (rc == SL_OK)
+        rc = decode_head(&c, implied_to_node, implied_from_node, lim, out, &n);
+    if (rc != SL_OK)
+        return rc;
+    *payload_off = (size_t)(c.p - buf);
+    out->data = NULL;
+    out->status = 0;
+    out->code = 0;
+    return SL_OK;
+}
+
 int sl_envelope_decode(const uint8_t *buf, size_t len, uint64_t implied_to_node,
                        uint64_t implied_from_node, const sl_limits *lim, sl_envelope *out,
                        size_t *consumed)
@@ -258,48 +341,10 @@ int sl_envelope_decode(const uint8_t *buf, size_t len, uint64_t implied_to_node,
     int rc = sl__cur_open(&c, buf, len, lim->max_size, consumed == NULL);
     if (rc != SL_OK)
         return rc;
-
-    /* 2. the array header, its count against the bytes left, then its shape */
-    sl__mp_head h;
-    if ((rc = sl__mp_read_head(&c, &h)) != SL_OK)
+    /* 2-5. */
+    unsigned n;
+    if ((rc = decode_head(&c, implied_to_node, implied_from_node, lim, out, &n)) != SL_OK)
         return rc;
-    if (h.kind != SL__MP_ARRAY)
-        return wrong_type(&h, lim);
-    if (h.u > sl__cur_left(&c))
-        return sl__cur_short(&c, SL_ERR_DECODE_LENGTH);
-    if (h.u < 6 || h.u > 8)
-        return SL_ERR_DECODE_VERSION;
-    unsigned n = (unsigned)h.u;
-
-    /* 3. flags: priority in bits 0-2, kind in bits 3-6, the rest reserved */
-    uint64_t flags, v;
-    if ((rc = rd_uint(&c, lim, UINT64_MAX, &flags)) != SL_OK)
-        return rc;
-    if ((flags >> 7) != 0 || (flags & 7) >= SL_PRIO_COUNT || ((flags >> 3) & 15) >= SL_KIND_WIRE_COUNT)
-        return SL_ERR_DECODE_RESERVED;
-    out->prio = (uint8_t)(flags & 7);
-    out->kind = (uint8_t)((flags >> 3) & 15);
-    out->flags = 0;
-
-    /* 4. type, to, from, corr */
-    if ((rc = rd_uint(&c, lim, UINT32_MAX, &v)) != SL_OK)
-        return rc;
-    out->type = (uint32_t)v;
-    if ((rc = rd_id(&c, lim, implied_to_node, &out->to)) != SL_OK ||
-        (rc = rd_id(&c, lim, implied_from_node, &out->from)) != SL_OK ||
-        (rc = rd_uint(&c, lim, UINT64_MAX, &out->corr)) != SL_OK)
-        return rc;
-
-    /* 5. payload: a bin, returned in place */
-    if ((rc = sl__mp_read_head(&c, &h)) != SL_OK)
-        return rc;
-    if (h.kind != SL__MP_BIN)
-        return wrong_type(&h, lim);
-    if (h.u > sl__cur_left(&c))
-        return sl__cur_short(&c, SL_ERR_DECODE_LENGTH);
-    if (h.u > lim->max_bin_len)
-        return SL_ERR_DECODE_LENGTH;
-    out->len = (size_t)h.u;
     out->data = out->len > 0 ? c.p : NULL;
     c.p += out->len;
 

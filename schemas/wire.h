@@ -78,6 +78,29 @@ static inline int sl__cur_open(sl__cursor *c, const uint8_t *buf, size_t len, si
     return SL_OK;
 }
 
+/*
+ * Bytes an envelope can take before its payload's first byte, and then
+ * some: array header 5, flags 9, type 9, two ids of 5 + 9 + 9, corr 9 and
+ * the payload's header, at most 9 read even when it is of the wrong type.
+ */
+#define SL__ENVELOPE_HEAD_MAX 96
+
+/*
+ * Decode the part of an envelope of `len` bytes that comes before the
+ * payload, from its first `have` bytes (at least SL__ENVELOPE_HEAD_MAX, or
+ * all `len`): the checks of sl_envelope_decode() with an exact fit, in the
+ * same order, up to and including the payload's length (against `len` and
+ * max_bin_len), so a frame can be judged before its payload has arrived.
+ * On SL_OK, *out has every field but data, status and code (0), and
+ * *payload_off is where the payload starts. The complete envelope must
+ * still be decoded with sl_envelope_decode() once it is all there (status,
+ * code, trailing bytes). Returns SL_OK, the SL_ERR_DECODE_* codes, or
+ * SL_ERR_INVAL (too few bytes given).
+ */
+int sl__envelope_decode_head(const uint8_t *buf, size_t have, size_t len, uint64_t implied_to_node,
+                             uint64_t implied_from_node, const sl_limits *lim, sl_envelope *out,
+                             size_t *payload_off);
+
 static inline uint64_t sl__be(const uint8_t *p, unsigned n)
 {
     uint64_t v = 0;

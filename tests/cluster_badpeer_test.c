@@ -27,8 +27,8 @@
  * payload (6), a flood of stream opens (7), a peer that never reads (8), a
  * SEND on the control stream (9), bad DATAGRAMs (10), a duplicate ask (11),
  * bad bytes behind frames paused for a full mailbox (12), bad answers to
- * the node's own asks (13), and the frame limit when the nodes allow more
- * than 64 MiB (14).
+ * the node's own asks (13), the frame limit when the nodes allow more
+ * than 64 MiB (14), and big frames cut off midway or not envelopes (15).
  *
  * Seeing the codes. The transport API gives the hostile side the code of a
  * RESET_STREAM (on_stream_reset) but not that of a STOP_SENDING: ngtcp2 1.11
@@ -48,6 +48,7 @@
 
 #include <ngtcp2/ngtcp2.h>
 
+#include "actors/core_int.h"
 #include "quic_harness.h"
 #include "runtime/cluster.h"
 #include "starling/node.h"
@@ -158,6 +159,7 @@ typedef struct tprobe {
     int bad;     /* T_BAD deliveries (must stay 0) */
     int asks, asks_silent, cancels;
     size_t huge_len; /* payload length of the last T_HUGE */
+    uint32_t huge_sum; /* and a checksum of its bytes */
     int bombs;
     int bomb_rc[8]; /* sl_unpack() of each T_BOMB payload */
     size_t bomb_len[8];
@@ -212,6 +214,9 @@ static int srv_msg(sl_actor *self, const sl_msg *m)
         break;
     case T_HUGE:
         p->huge_len = m->len;
+        p->huge_sum = 0;
+        for (size_t i = 0; i < m->len; i++)
+            p->huge_sum = p->huge_sum * 31 + m->data[i];
         break;
     case T_ASK_SILENT:
         p->asks_silent++;
@@ -1451,6 +1456,105 @@ static void test_limit_follows_max_message(void **state)
     bp_down(w);
 }
 
+/* 15. Big frames (over 64 KiB) are received straight into the message
+ *     block the actor gets, allocated once the envelope's head decoded. A
+ *     frame whose head is no envelope gets no block and is refused (0x10)
+ *     at its end; a frame cut off by a stream reset, or by the loss of the
+ *     connection, frees its block at once; a whole one arrives intact and
+ *     costs T about its own size, not twice. */
+#define BIG15 ((size_t)4 << 20)
+
+/* T's allocated bytes, less the core's spare big block (kept for reuse). */
+static size_t t_held(bp *w)
+{
+    const sl_core *c = sl_node_core(w->t);
+    return w->tmem.live_bytes - (c->spare ? sizeof(sl__msg) + c->spare->cap : 0);
+}
+
+static size_t held_above;
+static bool t_holds(qh_harness *h, void *arg)
+{
+    (void)h;
+    return t_held(arg) >= held_above;
+}
+static bool t_released(qh_harness *h, void *arg)
+{
+    (void)h;
+    return t_held(arg) < held_above;
+}
+static bool huge_arrived(qh_harness *h, void *arg);
+
+static uint32_t sum_of(const uint8_t *b, size_t n)
+{
+    uint32_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v * 31 + b[i];
+    return v;
+}
+
+static void test_big_frames(void **state)
+{
+    bp *w = bp_up(NULL);
+    good_round(w, 10);
+    qh_run(w->h, NULL, NULL, 50);
+    size_t base = t_held(w);
+    uint8_t *pay = qh_pattern(BIG15, 15);
+    sl_envelope e = env(h_actor(w), w->srv_id, SL_KIND_SEND, T_HUGE, pay, BIG15);
+    size_t n;
+    uint8_t *f = h_frame(w, &e, &n);
+
+    /* Not an envelope: nothing allocated for it, refused at its end. */
+    qh_stream *junk = h_uni(w, 0x01);
+    uint8_t hdr[8];
+    size_t hl;
+    SLT_OK(sl_frame_write_header(BIG15, hdr, sizeof hdr, &hl));
+    h_write(junk, hdr, hl);
+    uint8_t *x42 = malloc(BIG15);
+    memset(x42, 0x42, BIG15);
+    h_write(junk, x42, BIG15 / 2);
+    expect_open(w, junk);
+    assert_true(t_held(w) < base + 256 * 1024);
+    h_write(junk, x42 + BIG15 / 2, BIG15 - BIG15 / 2);
+    expect_closed(w, junk, E_PROTOCOL);
+    free(x42);
+
+    /* Cut off by RESET_STREAM: its block goes with it. */
+    qh_stream *cut = h_uni(w, 0x01);
+    h_write(cut, f, n / 2);
+    held_above = base + BIG15;
+    assert_true(qh_run(w->h, t_holds, w, WAIT_MS)); /* the block, allocated whole */
+    sl_stream_reset(cut->s, 0x99);
+    held_above = base + 256 * 1024;
+    assert_true(qh_run(w->h, t_released, w, WAIT_MS));
+
+    /* Whole: delivered intact, without a second copy on T. */
+    qh_run(w->h, NULL, NULL, 50);
+    w->tmem.peak_bytes = w->tmem.live_bytes;
+    size_t live0 = w->tmem.live_bytes;
+    qh_stream *whole = h_uni(w, 0x01);
+    h_write(whole, f, n);
+    assert_true(qh_run(w->h, huge_arrived, w, WAIT_MS));
+    assert_int_equal(w->srv.huge_len, BIG15);
+    assert_int_equal(w->srv.huge_sum, sum_of(pay, BIG15));
+    assert_true(w->tmem.peak_bytes - live0 < BIG15 * 13 / 10);
+    assert_int_equal(w->srv.bad, 0);
+    good_round(w, 10);
+
+    /* Cut off by the loss of the connection: freed with the link. */
+    base = t_held(w);
+    qh_stream *lost = h_uni(w, 0x01);
+    h_write(lost, f, n / 2);
+    held_above = base + BIG15;
+    assert_true(qh_run(w->h, t_holds, w, WAIT_MS));
+    sl_conn_close(w->hc->c, 0, "gone");
+    held_above = base + 256 * 1024;
+    assert_true(qh_run(w->h, t_released, w, WAIT_MS));
+    good_round(w, 10);
+    free(f);
+    free(pay);
+    bp_down(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1468,6 +1572,7 @@ int main(void)
         cmocka_unit_test_teardown(test_garbage_behind_paused_lane, qh_teardown),
         cmocka_unit_test_teardown(test_bad_answers, qh_teardown),
         cmocka_unit_test_teardown(test_limit_follows_max_message, qh_teardown),
+        cmocka_unit_test_teardown(test_big_frames, qh_teardown),
     };
     return cmocka_run_group_tests_name("cluster_badpeer", tests, NULL, NULL);
 }

@@ -631,6 +631,93 @@ static void test_head_of_line_isolation(void **st)
     free(x), free(y), free(tx);
 }
 
+/* A 32 MiB message costs each node about its size, not twice: the sender
+ * encodes it straight into the buffer fed to the transport, the receiver
+ * assembles it straight into the block the actor gets. */
+typedef struct bigmem_ctx {
+    sl_id x;
+    uint8_t *payload;
+    int send_rc;
+    uint32_t sum, got_sum;
+    size_t got_len;
+} bigmem_ctx;
+
+static bigmem_ctx BM;
+
+static uint32_t bm_sum(const uint8_t *b, size_t n)
+{
+    uint32_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v * 31 + b[i];
+    return v;
+}
+
+static int bm_sender_hook(sl_actor *self, const sl_msg *m, slc_probe *p)
+{
+    (void)p;
+    if (m->type == T_GO)
+        BM.send_rc = sl_send(self, BM.x, 3, SL_PRIO_NORMAL, BM.payload, BIG);
+    return 0;
+}
+
+static int bm_x_hook(sl_actor *self, const sl_msg *m, slc_probe *p)
+{
+    (void)self, (void)p;
+    if (m->type == 3) {
+        BM.got_len = m->len;
+        BM.got_sum = bm_sum(m->data, m->len);
+    }
+    return 0;
+}
+
+static bool bm_done(slc_world *w)
+{
+    (void)w;
+    return BM.got_len != 0;
+}
+
+static void test_big_message_memory(void **st)
+{
+    (void)st;
+    slc_world w = {0};
+    G = &w;
+    slt_mem rmem, smem;
+    slt_mem_init(&rmem);
+    slt_mem_init(&smem);
+    w.mem[0] = &rmem.hooks;
+    w.mem[1] = &smem.hooks;
+    slc_up(&w, 2);
+    memset(&BM, 0, sizeof BM);
+    BM.payload = malloc(BIG);
+    for (size_t i = 0; i < BIG; i++)
+        BM.payload[i] = (uint8_t)(i * 7 + (i >> 12));
+    BM.sum = bm_sum(BM.payload, BIG);
+    slc_probe *x = new_probe(), *tx = new_probe();
+    x->hook = bm_x_hook;
+    BM.x = slc_spawn(&w, 0, x, NULL);
+    tx->hook = bm_sender_hook;
+    sl_id t = slc_spawn(&w, 1, tx, NULL);
+    slc_run_for(&w, 50);
+    size_t r0 = rmem.live_bytes, s0 = smem.live_bytes;
+    rmem.peak_bytes = r0;
+    smem.peak_bytes = s0;
+    go(1, t);
+    assert_true(slc_run_until(&w, bm_done, 20000));
+    assert_int_equal(BM.send_rc, SL_OK);
+    assert_int_equal(BM.got_len, BIG);
+    assert_int_equal(BM.got_sum, BM.sum);
+    size_t rpeak = rmem.peak_bytes - r0, speak = smem.peak_bytes - s0;
+    printf("big message: %u MiB, receiver peak +%zu KiB, sender peak +%zu KiB\n", BIG >> 20,
+           rpeak / 1024, speak / 1024);
+    assert_true(rpeak < (size_t)BIG * 13 / 10);
+    assert_true(speak < (size_t)BIG * 13 / 10);
+    slc_down(&w);
+    assert_int_equal(rmem.live, 0);
+    assert_int_equal(smem.live, 0);
+    free(BM.payload);
+    free(x), free(tx);
+}
+
 #define BULK 24
 
 typedef struct prio_ctx {
@@ -985,6 +1072,7 @@ int main(void)
         cmocka_unit_test(test_streamed_reply_cancelled_midway),
         cmocka_unit_test(test_backpressure_slow_receiver_bounded),
         cmocka_unit_test(test_head_of_line_isolation),
+        cmocka_unit_test(test_big_message_memory),
         cmocka_unit_test(test_critical_overtakes_bulk_on_the_wire),
         cmocka_unit_test(test_fifo_per_pair_under_load),
         cmocka_unit_test(test_reconnect_after_restart),
