@@ -1,5 +1,6 @@
 # Thin wrapper: install dependencies, configure with CMake, run the two commands.
-#   make demo   - the demo: a planner on one node, then a three-node cluster
+#   make demo   - the demo: a planner on one node, a three-node cluster, then a live
+#                 cluster with a page to open in a browser (DEMO_BROWSER_SECONDS)
 #   make test   - every suite, then again under ASan+UBSan (both run the wasm tests too)
 #   make wasm   - the browser build (Emscripten) into build-wasm/
 #   make bench  - all benchmarks (make bench BENCH=local_pair for one)
@@ -42,7 +43,7 @@ wasm: deps $(BUILD_WASM)/CMakeCache.txt
 WASM_ENV = SL_WASM_DIR=$(abspath $(BUILD_WASM)) SL_WASM_REQUIRED=1
 
 demo: build wasm
-	@sh examples/demo.sh $(BUILD)
+	@SL_WASM_DIR=$(abspath $(BUILD_WASM)) sh examples/demo.sh $(BUILD)
 
 test-plain: build wasm
 	$(WASM_ENV) ctest --test-dir $(BUILD) $(CTEST_ARGS)
