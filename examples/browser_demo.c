@@ -49,6 +49,7 @@
  * <starling/pack.h>; libuv for the process, timers and signals.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -80,7 +81,7 @@
 #define STATE_EVERY 5          /* ticks between state broadcasts (500 ms) */
 #define STATUS_EVERY_MS 10000  /* a status line in the terminal */
 #define TELEMETRY_EVERY_MS 250 /* native workers' telemetry */
-#define IDLE_TIMEOUT_MS 5000   /* QUIC idle timeout between the nodes */
+#define IDLE_TIMEOUT_MS 3000   /* QUIC idle timeout: also how fast a closed tab is noticed */
 #define KEEPALIVE_MS 1000      /* PING when idle this long */
 #define STARTUP_MS 10000       /* the hub must be found by then */
 #define REAP_MS 3000           /* the hub gets this long to exit */
@@ -245,6 +246,18 @@ static bool read_peer(const sl_msg *m, uint64_t *node, bool *up)
               sl_msgpack_at_bool(&u.root, 1, up) == SL_OK;
     sl_unpacked_fini(&u);
     return ok;
+}
+
+/* Once a process is stopping, a second SIGINT/SIGTERM (the gateway's, after
+ * a Ctrl-C that reached both processes) must not kill it mid-summary: closing
+ * our uv_signal handles restores the default action, so block them first. */
+static void block_stop_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
 /* Node-to-node TLS: this node's certificate from DIR, peers verified
@@ -596,11 +609,8 @@ static int registrar_message(sl_actor *self, const sl_msg *m)
                 gw_finish("setup failed");
             }
         } else if (node == r->hub && !up) {
+            /* Its process's exit says whether that was a failure. */
             say("the hub node %016" PRIx64 " is gone", node);
-            if (!G.finishing) {
-                G.failed = true;
-                gw_finish("the hub was lost");
-            }
         } else if (node != r->hub) {
             G.browsers_now += up ? 1 : -1;
             G.browsers_seen += up;
@@ -651,6 +661,7 @@ static void gw_maybe_close_all(void)
     if (G.handles_closed || !sl_node_stopped(G.node) || G.hub_running)
         return;
     G.handles_closed = true;
+    block_stop_signals();
     uv_close((uv_handle_t *)&G.deadline, NULL);
     uv_close((uv_handle_t *)&G.startup, NULL);
     uv_close((uv_handle_t *)&G.reap, NULL);
@@ -677,8 +688,14 @@ static void gw_on_hub_exit(uv_process_t *h, int64_t status, int signal)
     else
         say("the hub process (pid %d) exited with status %" PRId64, G.hub_pid, status);
     if (!G.finishing) {
-        G.failed = true;
-        gw_finish("the hub process ended");
+        /* The hub exits 0 only when told to stop: Ctrl-C reached it before
+         * us (the whole process group gets SIGINT). Anything else is a
+         * failure. */
+        if (signal || status != 0)
+            G.failed = true;
+        else
+            G.interrupted = true;
+        gw_finish(G.failed ? "the hub process ended" : "the hub was stopped");
         return;
     }
     /* The hub is done: now our node (browser sessions close, tabs see it). */
@@ -849,6 +866,9 @@ static int gateway_main(void)
         say("    browsers: WebTransport at /starling on the same port; token required, origin %s",
             G.origin);
         say("    certificate: ECDSA P-256, valid 1 day; browsers pin its SHA-256 %.16s...", G.hash);
+        say("    idle timeout %d ms: a closed tab is noticed when its connection idles out "
+            "(Chromium sends no close)",
+            IDLE_TIMEOUT_MS);
         rc = gw_spawn_hub(exe);
         if (rc == SL_OK)
             say("started the hub node process (pid %d); it connects here", G.hub_pid);
@@ -1606,6 +1626,7 @@ static int hub_main(const char *certs, const char *host, uint16_t port, long par
     uv_unref((uv_handle_t *)&sigint);
     uv_unref((uv_handle_t *)&sigterm);
     sl_node_run(H.node);
+    block_stop_signals();
     uv_close((uv_handle_t *)&deadline, NULL);
     uv_close((uv_handle_t *)&sigint, NULL);
     uv_close((uv_handle_t *)&sigterm, NULL);
