@@ -243,8 +243,9 @@ typedef struct sl_transport_settings {
     /* Priorities on the wire (transport/README.md, "Credit by class"): the
      * bulk classes, LOW and BACKGROUND, may not keep much in flight, so
      * that a CRITICAL message never queues behind megabytes of them. */
-    /* Sender: bytes a LOW/BACKGROUND stream may have sent and not yet
-     * acknowledged; more waits for acks (default 64 KiB; 0 = no bound). */
+    /* Sender: bytes the LOW/BACKGROUND streams of a connection may have
+     * sent and not yet acknowledged, together; more waits for acks
+     * (default 64 KiB; 0 = no bound). */
     uint32_t bulk_inflight;
     /* Receiver: credit (bytes beyond those consumed) a LOW/BACKGROUND
      * stream gets, instead of stream_window (default 64 KiB; 0 = every

@@ -26,8 +26,9 @@
  * Credit by class (priorities on the wire): a CRITICAL message is sent
  * first but arrives behind whatever bulk bytes are already in flight, so
  * the bulk classes (LOW, BACKGROUND) may not have much in flight: as a
- * sender, a bulk stream stops at bulk_inflight bytes sent and not yet
- * acknowledged (it leaves the scheduler until acks arrive); as a receiver,
+ * sender, a connection's bulk streams together stop at bulk_inflight bytes
+ * sent and not yet acknowledged (they leave the scheduler, in a FIFO, until
+ * acks arrive: wake_capped()); as a receiver,
  * a bulk stream's credit runs bulk_window ahead of what was consumed,
  * other classes' stream_window ahead (grant()). A peer's stream is NORMAL
  * until the consumer names its class (sl_stream_set_prio).
@@ -110,7 +111,9 @@ struct q_stream {
     bool replay_safe;      /* may go as 0-RTT */
     bool stop_sent;        /* we sent STOP_SENDING (a RESET_STREAM back is expected) */
     bool early;            /* opened before the handshake completed */
-    bool capped;           /* a bulk stream held back at bulk_inflight: woken by acks */
+    bool capped;           /* a bulk stream held back by bulk_inflight: in c->capped_* */
+    q_stream *cap_next;
+    uint64_t bulk_sent;    /* of c->bulk_flight, the bytes this stream sent as bulk */
     uint64_t rx_limit;     /* credit given: the offset the peer may send up to */
     sl_stream_stats st;
 };
@@ -148,6 +151,8 @@ struct q_conn {
     uint32_t nstreams;
     size_t buffered;         /* bytes buffered on all streams */
     q_stream *want_head, *want_tail; /* refused for the connection's limit, FIFO */
+    uint64_t bulk_flight;            /* bytes of LOW/BACKGROUND streams sent, not acknowledged */
+    q_stream *capped_head, *capped_tail; /* bulk streams waiting for bulk_flight, FIFO */
     uint64_t lost_closed;    /* stream packet losses of streams already closed */
     dgram *dq_head, *dq_tail;
     uint32_t dq_len;
@@ -223,6 +228,7 @@ typedef struct session_entry {
 
 static const sl_transport_ops quic_ops;
 static void client_after_handshake(q_conn *c);
+static void wake_capped(q_conn *c);
 static void want_del(q_conn *c, q_stream *s);
 static int recv_new_token_cb(ngtcp2_conn *q, const uint8_t *token, size_t len, void *ud);
 
@@ -357,10 +363,46 @@ static uint64_t class_window(const sl_transport_settings *set, int prio)
     return set->stream_window;
 }
 
-/* Bytes a stream may have sent and not yet acknowledged (0 = no bound). */
+/* Bytes a connection's streams of class `prio` may have sent and not yet
+ * acknowledged, all together (0 = no bound). */
 static uint64_t inflight_cap(const sl_transport_settings *set, int prio)
 {
     return is_bulk(prio) ? set->bulk_inflight : 0;
+}
+
+/* Hold a bulk stream back until bulk_flight falls (FIFO; see wake_capped). */
+static void cap_add(q_conn *c, q_stream *s)
+{
+    if (s->capped)
+        return;
+    s->capped = true;
+    s->cap_next = NULL;
+    if (c->capped_tail)
+        c->capped_tail->cap_next = s;
+    else
+        c->capped_head = s;
+    c->capped_tail = s;
+}
+
+/* Take `s` out of the FIFO (it closes, or left the bulk classes). */
+static void cap_del(q_conn *c, q_stream *s)
+{
+    if (!s->capped)
+        return;
+    q_stream *prev = NULL;
+    for (q_stream *p = c->capped_head; p; prev = p, p = p->cap_next) {
+        if (p != s)
+            continue;
+        if (prev)
+            prev->cap_next = s->cap_next;
+        else
+            c->capped_head = s->cap_next;
+        if (c->capped_tail == s)
+            c->capped_tail = prev;
+        break;
+    }
+    s->cap_next = NULL;
+    s->capped = false;
 }
 
 static int map_err(int nerr)
@@ -505,6 +547,11 @@ static void stream_free(q_conn *c, q_stream *s)
         s->next->prev = s->prev;
     c->nstreams--;
     want_del(c, s);
+    cap_del(c, s);
+    c->bulk_flight -= s->bulk_sent; /* never to be acknowledged now */
+    s->bulk_sent = 0;
+    if (c->capped_head)
+        wake_capped(c);
     if (c->q)
         c->lost_closed += ngtcp2_conn_get_stream_loss_count(c->q, s->base.id);
     c->buffered -= (size_t)(s->write_off - s->acked_off);
@@ -791,15 +838,14 @@ static void conn_write(q_conn *c)
                 want = budget;
             uint64_t cap = inflight_cap(&t->base.set, s->base.prio);
             if (cap && want) {
-                uint64_t flight = s->send_off - s->acked_off;
-                if (flight >= cap) {
-                    /* Full: out of the queue until acks (acked_cb). */
-                    s->capped = true;
+                if (c->bulk_flight >= cap) {
+                    /* Full: out of the queue until acks (wake_capped). */
+                    cap_add(c, s);
                     sl__sched_blocked(&c->sched, &s->sn);
                     continue;
                 }
-                if (want > cap - flight)
-                    want = (size_t)(cap - flight);
+                if (want > cap - c->bulk_flight)
+                    want = (size_t)(cap - c->bulk_flight);
             }
             chunk *k = s->send;
             uint64_t off = s->send_off;
@@ -825,6 +871,10 @@ static void conn_write(q_conn *c)
                                       nvec ? vec : NULL, nvec, ts);
         if (s && wlen >= 0) {
             size_t acc = (size_t)wlen;
+            if (is_bulk(s->base.prio)) {
+                s->bulk_sent += acc;
+                c->bulk_flight += acc;
+            }
             s->send_off += acc;
             s->st.bytes_sent += acc;
             while (s->send && s->send_off >= s->send->off + s->send->len && s->send->next)
@@ -1141,7 +1191,7 @@ static void notify_writable(q_conn *c, q_stream *acked)
     }
 }
 
-/* A stream held back by its in-flight bound may send again. */
+/* A stream held back by the bulk in-flight bound may send again. */
 static void uncap(q_conn *c, q_stream *s)
 {
     s->capped = false;
@@ -1149,6 +1199,39 @@ static void uncap(q_conn *c, q_stream *s)
     sl__sched_unblock(&c->sched, &s->sn, has);
     if (has)
         mark_dirty(c);
+}
+
+/*
+ * Wake the held-back bulk streams, in the order they were held, once a
+ * quarter of the bound is free again (so that they send in runs, not one
+ * packet per ack). Each rejoins the tail of its class; those that fill the
+ * bound again come back to the FIFO.
+ */
+static void wake_capped(q_conn *c)
+{
+    uint64_t cap = c->t->base.set.bulk_inflight;
+    if (c->dead || (cap && c->bulk_flight * 4 > cap * 3))
+        return;
+    q_stream *s = c->capped_head;
+    c->capped_head = c->capped_tail = NULL;
+    while (s) {
+        q_stream *next = s->cap_next;
+        s->cap_next = NULL;
+        uncap(c, s);
+        s = next;
+    }
+}
+
+/* Bytes of `s` that were in flight as bulk are acknowledged (or will never
+ * be: the stream was reset, stopped, or its 0-RTT data refused). */
+static void bulk_release(q_conn *c, q_stream *s, uint64_t n)
+{
+    if (n > s->bulk_sent)
+        n = s->bulk_sent;
+    s->bulk_sent -= n;
+    c->bulk_flight -= n;
+    if (c->capped_head)
+        wake_capped(c);
 }
 
 static int acked_cb(ngtcp2_conn *q, int64_t id, uint64_t offset, uint64_t len, void *ud,
@@ -1165,13 +1248,7 @@ static int acked_cb(ngtcp2_conn *q, int64_t id, uint64_t offset, uint64_t len, v
     s->acked_off = end;
     s->st.bytes_acked = end;
     c->buffered -= freed;
-    if (s->capped) {
-        /* Back in the queue once a quarter of the bound is free, so that a
-         * bulk stream sends in runs, not one packet per ack. */
-        uint64_t cap = inflight_cap(&c->t->base.set, s->base.prio);
-        if (!cap || (s->send_off - s->acked_off) * 4 <= cap * 3)
-            uncap(c, s);
-    }
+    bulk_release(c, s, freed);
     while (s->head && s->head->off + s->head->len <= s->acked_off && s->head != s->send) {
         chunk *k = s->head;
         s->head = k->next;
@@ -1260,6 +1337,8 @@ static void peer_stopped(q_conn *c, q_stream *s)
     }
     s->head = s->tail = s->send = NULL;
     s->acked_off = s->send_off = s->write_off;
+    cap_del(c, s);
+    bulk_release(c, s, s->bulk_sent);
     if (c->cb->on_stream_stop_sending)
         c->cb->on_stream_stop_sending(&s->base, 0, c->cb_ud);
     notify_writable(c, NULL);
@@ -1480,6 +1559,7 @@ static void client_after_handshake(q_conn *c)
         if (rv)
             continue; /* the stream stays unsendable; the peer's limit was lowered */
         s->base.id = id;
+        bulk_release(c, s, s->bulk_sent); /* refused: sent again from acked_off */
         s->send_off = s->acked_off;
         s->send = s->head;
         s->fin_sent = false;
@@ -2510,6 +2590,8 @@ static int q_stream_reset(sl_stream *bs, uint64_t code)
         return SL_ERR_CLOSED;
     s->wr_shut = true;
     sl__sched_remove(&c->sched, &s->sn);
+    cap_del(c, s);
+    bulk_release(c, s, s->bulk_sent); /* ngtcp2 stops retransmitting them */
     int rv = ngtcp2_conn_shutdown_stream_write(c->q, 0, s->base.id, code);
     mark_dirty(c);
     return rv ? map_err(rv) : SL_OK;
@@ -2568,8 +2650,10 @@ static int q_stream_set_prio(sl_stream *bs, int prio)
     q_conn *c = s->c;
     s->base.prio = (uint8_t)prio;
     sl__sched_set_prio(&c->sched, &s->sn, prio);
-    if (s->capped && !inflight_cap(&c->t->base.set, prio))
+    if (s->capped && !inflight_cap(&c->t->base.set, prio)) {
+        cap_del(c, s);
         uncap(c, s);
+    }
     /* A class with a larger window gets it now; a smaller one applies as
      * the consumer goes on (credit given is never taken back). */
     if (!c->dead && c->q) {
