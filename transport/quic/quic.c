@@ -25,13 +25,13 @@
  *
  * Credit by class (priorities on the wire): a CRITICAL message is sent
  * first but arrives behind whatever bulk bytes are already in flight, so
- * the bulk classes (LOW, BACKGROUND) may not have much in flight: as a
+ * the bulk classes (LOW, BACKGROUND) may not have much in flight. As a
  * sender, a connection's bulk streams together stop at bulk_inflight bytes
- * sent and not yet acknowledged (they leave the scheduler, in a FIFO, until
- * acks arrive: wake_capped()); as a receiver,
- * a bulk stream's credit runs bulk_window ahead of what was consumed,
- * other classes' stream_window ahead (grant()). A peer's stream is NORMAL
- * until the consumer names its class (sl_stream_set_prio).
+ * sent and not yet acknowledged (they leave the scheduler and wait in a
+ * FIFO until acks arrive: wake_capped()). As a receiver, a bulk stream's
+ * credit runs bulk_window ahead of what was consumed, other classes'
+ * stream_window ahead (grant()). A peer's stream is NORMAL until the
+ * consumer names its class (sl_stream_set_prio).
  *
  * Lifetimes: nothing is freed inside an ngtcp2 callback. A connection that
  * ends is marked, and torn down by the top-level handler that noticed
