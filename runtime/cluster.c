@@ -927,6 +927,8 @@ static int on_frame(sl__cluster *k, lane *ln, const uint8_t *frame, size_t len,
             lane_fail(k, ln, "lane carries one receiver's messages only", SL_ERR_PROTO);
             return FR_DEAD;
         }
+        if (!ln->bound) /* the class is not on the wire: its credit follows it */
+            sl_stream_set_prio(ln->s, e.prio);
         ln->bound = true;
         ln->to = e.to;
         break;
@@ -938,6 +940,7 @@ static int on_frame(sl__cluster *k, lane *ln, const uint8_t *frame, size_t len,
         ln->to = e.to;
         ln->asker = e.from;
         ln->corr = e.corr;
+        sl_stream_set_prio(ln->s, e.prio); /* credit, and the answer's class on the wire */
         if (!ln->key && !fwd) {
             /* Known before the core sees it: an answer may come at once. */
             uint64_t key = ask_key(ln->asker, ln->corr);

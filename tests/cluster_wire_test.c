@@ -780,6 +780,117 @@ static void test_critical_overtakes_bulk_on_the_wire(void **st)
     free(x), free(tx);
 }
 
+/*
+ * Credit by class, end to end, over a path with 5 ms of delay each way (on
+ * one loop without delay nothing stays in flight): node 1 keeps a
+ * BACKGROUND lane to X full (8 KiB messages, refilled on RESUME), then
+ * sends one CRITICAL message to Y. Counted on node 0 in envelopes its
+ * cluster layer delivered: between the CRITICAL send and Y's handling of
+ * it, at most what the sender's transport lets the bulk classes have in
+ * flight (bulk_inflight, 64 KiB) plus the one message those bytes may
+ * complete. Without the bound (both bulk settings 0) it was 14-16
+ * messages, what the congestion window let through the relay.
+ */
+#define CB_SIZE 8192
+#define CB_CRIT_AT 600 /* X's count: well past slow start and the lane's first window */
+#define CB_TOTAL 1200
+#define T_TICK 22
+
+typedef struct credit_ctx {
+    sl_id x, y;
+    int next;
+    uint64_t timer;
+    bool crit_sent;
+    uint64_t at_send, at_handle;
+    bool handled;
+} credit_ctx;
+
+static credit_ctx CB;
+
+static void cb_pump(sl_actor *self)
+{
+    static uint8_t buf[CB_SIZE];
+    for (;;) {
+        int rc = sl_send(self, CB.x, 20, SL_PRIO_BACKGROUND, buf, sizeof buf);
+        if (rc == SL_ERR_AGAIN)
+            break; /* SL_TYPE_RESUME will come */
+        assert_int_equal(rc, SL_OK);
+        if (++CB.next >= CB_TOTAL)
+            break; /* enough bulk */
+    }
+}
+
+/* Every millisecond: once X has CB_CRIT_AT, the CRITICAL message (the lane
+ * is full and busy then: its sender queued far more). */
+static void cb_tick(sl_actor *self)
+{
+    if (CB.crit_sent || g_x->total < CB_CRIT_AT)
+        return;
+    CB.at_send = kstats(0).delivered;
+    assert_int_equal(sl_send(self, CB.y, 21, SL_PRIO_CRITICAL, "now", 3), SL_OK);
+    CB.crit_sent = true;
+    sl_timer_cancel(self, CB.timer);
+}
+
+static int cb_sender_hook(sl_actor *self, const sl_msg *m, slc_probe *p)
+{
+    (void)p;
+    if (m->type == T_GO)
+        assert_int_equal(
+            sl_send_every(self, sl_self(self), 1, T_TICK, SL_PRIO_CRITICAL, NULL, 0, &CB.timer),
+            SL_OK);
+    if (m->type == T_GO || m->type == SL_TYPE_RESUME)
+        cb_pump(self);
+    if (m->type == T_TICK)
+        cb_tick(self);
+    return 0;
+}
+
+static int cb_y_hook(sl_actor *self, const sl_msg *m, slc_probe *p)
+{
+    (void)self, (void)p;
+    if (m->type == 21 && !CB.handled) {
+        CB.at_handle = kstats(0).delivered;
+        CB.handled = true;
+    }
+    return 0;
+}
+
+static bool cb_done(slc_world *w)
+{
+    (void)w;
+    return CB.handled && g_x->total >= CB_TOTAL;
+}
+
+static void test_critical_behind_at_most_bulk_inflight(void **st)
+{
+    (void)st;
+    slc_world w = {0};
+    G = &w;
+    w.delay_ms = 5;
+    slc_up(&w, 2);
+    memset(&CB, 0, sizeof CB);
+    slc_probe *x = new_probe(), *y = new_probe(), *tx = new_probe();
+    g_x = x;
+    sl_spawn_opts o;
+    sl_spawn_opts_default(&o);
+    o.mailbox_capacity = 100000; /* X never pauses its lane: delivered = received */
+    CB.x = slc_spawn(&w, 0, x, &o);
+    y->hook = cb_y_hook;
+    CB.y = slc_spawn(&w, 0, y, NULL);
+    tx->hook = cb_sender_hook;
+    sl_id t = slc_spawn(&w, 1, tx, NULL);
+    go(1, t);
+    assert_true(slc_run_until(&w, cb_done, 30000));
+    uint64_t behind = CB.at_handle - CB.at_send - 1; /* BACKGROUND ones, not itself */
+    printf("credit: the CRITICAL message was behind %llu BACKGROUND messages of %d bytes\n",
+           (unsigned long long)behind, CB_SIZE);
+    assert_true(behind <= (64u << 10) / CB_SIZE + 1);
+    assert_int_equal(kstats(0).lanes_paused, 0);
+    slc_down(&w);
+    free(x), free(y), free(tx);
+}
+
 /* ------------------------------------------------------- under loss */
 
 #define LOSS_DG 1500
@@ -1074,6 +1185,7 @@ int main(void)
         cmocka_unit_test(test_head_of_line_isolation),
         cmocka_unit_test(test_big_message_memory),
         cmocka_unit_test(test_critical_overtakes_bulk_on_the_wire),
+        cmocka_unit_test(test_critical_behind_at_most_bulk_inflight),
         cmocka_unit_test(test_fifo_per_pair_under_load),
         cmocka_unit_test(test_reconnect_after_restart),
         cmocka_unit_test(test_refused_inbound_peer_is_counted),

@@ -131,6 +131,8 @@ static void test_defaults(void **st)
     assert_int_equal(s.max_handshakes, 1024);
     assert_int_equal(s.max_datagram, 1200);
     assert_int_equal(s.max_resets, 10000);
+    assert_int_equal(s.bulk_inflight, 64u << 10);
+    assert_int_equal(s.bulk_window, 64u << 10);
 }
 
 /* ---------------------------------------------------------- connections */
@@ -449,6 +451,151 @@ static void test_send_buffer_limits(void **st)
     assert_memory_equal(want, got, 32);
     free(data);
     assert_int_equal(c->closed, 0);
+    qh_finish(h);
+}
+
+/* ------------------------------------------------------- credit by class */
+
+/*
+ * What the credit test saw. The server names each stream's class from its
+ * first byte ('B' BACKGROUND, 'C' CRITICAL), as the node does from a lane's
+ * first envelope, before it consumes anything.
+ */
+static struct {
+    qh_stream *bg_tx[2]; /* the client's BACKGROUND streams */
+    qh_stream *bg_rx[2]; /* the server's records of them */
+    int nbg;
+    qh_stream *crit_rx;         /* the server's record of the CRITICAL stream */
+    uint64_t max_inflight;      /* sender: max bytes of both sent and not acknowledged */
+    uint64_t max_credit;        /* receiver: max credit ahead of consumption */
+    uint64_t max_credit_late;   /* the same once the initial window was consumed */
+    uint64_t bg_at_send;        /* BACKGROUND bytes (both) received when CRITICAL was written */
+    uint64_t bg_at_arrival;     /* ... when all of CRITICAL had arrived */
+    uint64_t crit_limit;        /* CRITICAL's credit (offset it may send up to) */
+    bool crit_done;
+} CR;
+
+/* BACKGROUND bytes the server received, both streams. */
+static uint64_t bg_bytes(void)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < CR.nbg; i++)
+        n += CR.bg_rx[i]->bytes;
+    return n;
+}
+
+static void class_by_first_byte(qh_stream *r, const uint8_t *d, size_t len, bool fin)
+{
+    if (len && r->bytes == len) { /* the stream's first bytes */
+        bool bg = d[0] == 'B';
+        sl_stream_set_prio(r->s, bg ? SL_PRIO_BACKGROUND : SL_PRIO_CRITICAL);
+        if (bg && CR.nbg < 2)
+            CR.bg_rx[CR.nbg++] = r;
+        else if (!bg)
+            CR.crit_rx = r;
+    }
+    if (len) {
+        sl_stream_consume(r->s, len);
+        r->unconsumed -= len;
+    }
+    if (r == CR.crit_rx) {
+        sl_stream_stats ss;
+        if (sl_stream_stats_get(r->s, &ss) == SL_OK)
+            CR.crit_limit = ss.recv_limit;
+        if (fin) {
+            CR.crit_done = true;
+            CR.bg_at_arrival = bg_bytes();
+        }
+    }
+}
+
+/* Sample both ends of the BACKGROUND stream (every loop iteration). */
+static void credit_sample(void)
+{
+    sl_stream_stats ss;
+    uint64_t flight = 0;
+    for (int i = 0; i < 2; i++)
+        if (CR.bg_tx[i] && CR.bg_tx[i]->s && sl_stream_stats_get(CR.bg_tx[i]->s, &ss) == SL_OK)
+            flight += ss.bytes_sent - ss.bytes_acked;
+    if (flight > CR.max_inflight)
+        CR.max_inflight = flight;
+    for (int i = 0; i < CR.nbg; i++) {
+        if (!CR.bg_rx[i]->s || sl_stream_stats_get(CR.bg_rx[i]->s, &ss) != SL_OK)
+            continue;
+        uint64_t ahead = ss.recv_limit - ss.bytes_consumed;
+        if (ahead > CR.max_credit)
+            CR.max_credit = ahead;
+        if (ss.bytes_consumed >= (128u << 10) && ahead > CR.max_credit_late)
+            CR.max_credit_late = ahead;
+    }
+}
+
+static bool bg_received(qh_harness *h, void *arg)
+{
+    credit_sample();
+    return bg_bytes() >= *(uint64_t *)arg;
+}
+
+static bool crit_and_bg_done(qh_harness *h, void *arg)
+{
+    credit_sample();
+    return CR.crit_done && CR.nbg == 2 && CR.bg_rx[0]->fin && CR.bg_rx[1]->fin;
+}
+
+/*
+ * Defaults (bulk_inflight = bulk_window = 64 KiB, stream_window 1 MiB): two
+ * BACKGROUND streams pushing 2 MiB each never have more than 64 KiB sent
+ * and unacknowledged together, and the receiver never gives either more
+ * than 64 KiB of credit ahead once past the initial 128 KiB; a CRITICAL
+ * message written in the middle arrives behind at most 64 KiB of
+ * BACKGROUND bytes;
+ * the CRITICAL stream itself gets the full stream window as soon as it
+ * is named.
+ */
+static void test_credit_by_class(void **st)
+{
+    memset(&CR, 0, sizeof CR);
+    qh_harness *h = qh_new();
+    qh_side *srv = start_server(h, NULL);
+    srv->consume = false; /* the hook names the class, then consumes */
+    srv->on_data = class_by_first_byte;
+    qh_side *cli = start_client(h, srv, "client", NULL);
+    qh_conn *c = connect_ready(cli, srv);
+    size_t n = 2u << 20;
+    uint8_t *data = qh_pattern(n, 11);
+    data[0] = 'B';
+    for (int i = 0; i < 2; i++) {
+        SLT_OK(qh_stream_open(c, false, SL_PRIO_BACKGROUND, &CR.bg_tx[i]));
+        for (size_t off = 0; off < n; off += 64u << 10)
+            SLT_OK(sl_stream_write(CR.bg_tx[i]->s, data + off, 64u << 10, NULL));
+        SLT_OK(sl_stream_finish(CR.bg_tx[i]->s));
+    }
+    uint64_t some = 1u << 20;
+    assert_true(qh_run(h, bg_received, &some, 10000));
+
+    qh_stream *crit;
+    SLT_OK(qh_stream_open(c, false, SL_PRIO_CRITICAL, &crit));
+    uint8_t ping[64];
+    memset(ping, 'C', sizeof ping);
+    CR.bg_at_send = bg_bytes();
+    SLT_OK(sl_stream_write(crit->s, ping, sizeof ping, NULL));
+    SLT_OK(sl_stream_finish(crit->s));
+    assert_true(qh_run(h, crit_and_bg_done, NULL, 10000));
+
+    printf("credit: in flight <= %llu, credit <= %llu (%llu late), CRITICAL behind %llu bytes\n",
+           (unsigned long long)CR.max_inflight, (unsigned long long)CR.max_credit,
+           (unsigned long long)CR.max_credit_late,
+           (unsigned long long)(CR.bg_at_arrival - CR.bg_at_send));
+    assert_int_equal(CR.nbg, 2);
+    assert_int_equal(CR.bg_rx[0]->bytes, n);
+    assert_int_equal(CR.bg_rx[1]->bytes, n);
+    assert_true(CR.max_inflight > 0);
+    assert_true(CR.max_inflight <= (64u << 10));
+    assert_true(CR.max_credit <= (128u << 10));
+    assert_true(CR.max_credit_late <= (64u << 10));
+    assert_true(CR.bg_at_arrival - CR.bg_at_send <= (64u << 10));
+    assert_int_equal(CR.crit_limit, 1u << 20); /* a stream window, not 128 KiB */
+    free(data);
     qh_finish(h);
 }
 
@@ -881,6 +1028,7 @@ int main(void)
         cmocka_unit_test_teardown(test_max_handshakes, qh_teardown),
         cmocka_unit_test_teardown(test_max_streams, qh_teardown),
         cmocka_unit_test_teardown(test_send_buffer_limits, qh_teardown),
+        cmocka_unit_test_teardown(test_credit_by_class, qh_teardown),
         cmocka_unit_test_teardown(test_datagram_too_big, qh_teardown),
         cmocka_unit_test_teardown(test_datagram_unsupported_by_peer, qh_teardown),
         cmocka_unit_test_teardown(test_datagram_size_setting_is_payload, qh_teardown),

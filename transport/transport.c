@@ -34,6 +34,8 @@ void sl_transport_settings_default(sl_transport_settings *s)
     s->retry_handshake_rate = 200;
     s->session_cache = true;
     s->accept_early_data = true;
+    s->bulk_inflight = 64u << 10;
+    s->bulk_window = 64u << 10;
 }
 
 int sl_transport_listen(sl_transport *t, const char *host, uint16_t port)

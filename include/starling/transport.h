@@ -240,6 +240,20 @@ typedef struct sl_transport_settings {
     /* Server: also serve WebTransport (see above); NULL = no. Copied by
      * sl_quic_new. */
     const sl_webtransport_settings *webtransport;
+    /* Priorities on the wire (transport/README.md, "Credit by class"): the
+     * bulk classes, LOW and BACKGROUND, may not keep much in flight, so
+     * that a CRITICAL message never queues behind megabytes of them. */
+    /* Sender: bytes the LOW/BACKGROUND streams of a connection may have
+     * sent and not yet acknowledged, together; more waits for acks
+     * (default 64 KiB; 0 = no bound). */
+    uint32_t bulk_inflight;
+    /* Receiver: credit (bytes beyond those consumed) a LOW/BACKGROUND
+     * stream gets, instead of stream_window (default 64 KiB; 0 = every
+     * class gets stream_window). A peer's stream counts as NORMAL until its
+     * consumer names its class with sl_stream_set_prio(). While on, every
+     * stream starts with min(stream_window, 2 x bulk_window) and gets its
+     * class's window at its first sl_stream_consume(). */
+    uint32_t bulk_window;
 } sl_transport_settings;
 
 enum { SL_RETRY_AUTO = 0, SL_RETRY_ALWAYS = 1, SL_RETRY_NEVER = 2 };
@@ -271,6 +285,8 @@ typedef struct sl_stream_stats {
     uint64_t bytes_consumed;
     size_t buffered;         /* written but not acknowledged yet */
     uint64_t pkts_lost;      /* packets with this stream's data declared lost */
+    uint64_t recv_limit;     /* receiving: the stream offset the peer may send up to
+                                (credit granted so far, sent or about to be) */
 } sl_stream_stats;
 
 /* Counters of an endpoint since it was created. */
@@ -413,6 +429,13 @@ SL_EXTERN void sl_stream_set_data(sl_stream *s, void *ud);
 SL_EXTERN sl_conn *sl_stream_conn(const sl_stream *s);
 SL_EXTERN int64_t sl_stream_id(const sl_stream *s);
 SL_EXTERN int sl_stream_prio(const sl_stream *s);
+/*
+ * Set a stream's class: the scheduler sends its bytes in that class, and
+ * its credit follows the class (bulk_inflight, bulk_window). A peer's
+ * stream is NORMAL until this is called: the class is not on the wire, so
+ * the consumer names it once it knows (the node does at a lane's or ask's
+ * first envelope). Returns SL_OK or SL_ERR_INVAL (not a class).
+ */
 SL_EXTERN int sl_stream_set_prio(sl_stream *s, int prio);
 
 /*

@@ -138,8 +138,10 @@ void slc_up(slc_world *w, int nodes)
     assert_int_equal(sl_node_listen(w->n[0], "127.0.0.1", w->port), SL_OK);
     assert_int_equal(sl_node_port(w->n[0], &w->port), SL_OK);
     uint16_t via = 0;
-    if (w->loss_pct)
+    if (w->loss_pct || w->delay_ms) {
         w->relay = slc_relay_start(w, w->port, w->loss_pct, &via);
+        slc_relay_set_delay(w->relay, w->delay_ms);
+    }
     for (int i = 1; i < nodes; i++)
         assert_int_equal(
             sl_node_connect(w->n[i], "127.0.0.1", i == 1 && via ? via : w->port), SL_OK);
@@ -188,8 +190,20 @@ const slc_rec *slc_find(const slc_probe *p, uint8_t kind)
 
 /* ------------------------------------------------------------- relay */
 
+/* A datagram held by a relay with a delay. */
+typedef struct held_dgram {
+    struct held_dgram *next;
+    uint64_t due;   /* uv_now() at which it goes */
+    bool to_server; /* direction */
+    size_t len;
+    char data[];
+} held_dgram;
+
 struct slc_relay {
     uv_udp_t front, back; /* front: the client side; back: towards the server */
+    uv_timer_t timer;     /* releases held datagrams */
+    unsigned delay_ms;
+    held_dgram *head, *tail; /* FIFO: one delay for all, so in order of due */
     struct sockaddr_storage client;
     bool have_client;
     struct sockaddr_in server;
@@ -222,6 +236,51 @@ static void relay_send(uv_udp_t *via, const void *data, size_t len, const struct
     (void)uv_udp_try_send(via, &b, 1, to); /* a full socket buffer is one more loss */
 }
 
+static void relay_release(uv_timer_t *t)
+{
+    slc_relay *r = t->data;
+    uint64_t now = uv_now(t->loop);
+    while (r->head && r->head->due <= now) {
+        held_dgram *d = r->head;
+        r->head = d->next;
+        if (!r->head)
+            r->tail = NULL;
+        if (d->to_server)
+            relay_send(&r->back, d->data, d->len, (const struct sockaddr *)&r->server);
+        else
+            relay_send(&r->front, d->data, d->len, (const struct sockaddr *)&r->client);
+        free(d);
+    }
+    if (r->head)
+        uv_timer_start(&r->timer, relay_release, r->head->due - now, 0);
+}
+
+/* Send now, or hold for delay_ms. */
+static void relay_pass(slc_relay *r, bool to_server, const void *data, size_t len)
+{
+    if (!r->delay_ms) {
+        if (to_server)
+            relay_send(&r->back, data, len, (const struct sockaddr *)&r->server);
+        else
+            relay_send(&r->front, data, len, (const struct sockaddr *)&r->client);
+        return;
+    }
+    held_dgram *d = malloc(sizeof *d + len);
+    assert_non_null(d);
+    d->next = NULL;
+    d->due = uv_now(r->timer.loop) + r->delay_ms;
+    d->to_server = to_server;
+    d->len = len;
+    memcpy(d->data, data, len);
+    if (r->tail)
+        r->tail->next = d;
+    else
+        r->head = d;
+    r->tail = d;
+    if (!uv_is_active((uv_handle_t *)&r->timer))
+        uv_timer_start(&r->timer, relay_release, r->delay_ms, 0);
+}
+
 static void front_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *b, const struct sockaddr *from,
                        unsigned flags)
 {
@@ -234,7 +293,7 @@ static void front_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *b, const struct s
         r->have_client = true;
     }
     if (!relay_drop(r))
-        relay_send(&r->back, b->base, (size_t)n, (const struct sockaddr *)&r->server);
+        relay_pass(r, true, b->base, (size_t)n);
 }
 
 static void back_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *b, const struct sockaddr *from,
@@ -245,7 +304,7 @@ static void back_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *b, const struct so
     if (n <= 0 || !from || !r->have_client)
         return;
     if (!relay_drop(r))
-        relay_send(&r->front, b->base, (size_t)n, (const struct sockaddr *)&r->client);
+        relay_pass(r, false, b->base, (size_t)n);
 }
 
 slc_relay *slc_relay_start(slc_world *w, uint16_t to_port, unsigned loss_pct, uint16_t *port)
@@ -259,7 +318,8 @@ slc_relay *slc_relay_start(slc_world *w, uint16_t to_port, unsigned loss_pct, ui
     uv_ip4_addr("127.0.0.1", 0, &any);
     uv_udp_init(&w->loop, &r->front);
     uv_udp_init(&w->loop, &r->back);
-    r->front.data = r->back.data = r;
+    uv_timer_init(&w->loop, &r->timer);
+    r->front.data = r->back.data = r->timer.data = r;
     assert_int_equal(uv_udp_bind(&r->front, (const struct sockaddr *)&any, 0), 0);
     assert_int_equal(uv_udp_bind(&r->back, (const struct sockaddr *)&any, 0), 0);
     uv_udp_recv_start(&r->front, relay_alloc, front_recv);
@@ -273,15 +333,27 @@ slc_relay *slc_relay_start(slc_world *w, uint16_t to_port, unsigned loss_pct, ui
 
 uint64_t slc_relay_dropped(const slc_relay *r) { return r->dropped; }
 
+void slc_relay_set_delay(slc_relay *r, unsigned ms)
+{
+    r->delay_ms = ms;
+}
+
 static void relay_closed(uv_handle_t *h)
 {
     slc_relay *r = h->data;
-    if (++r->closing == 2)
-        free(r);
+    if (++r->closing < 3)
+        return;
+    while (r->head) {
+        held_dgram *d = r->head;
+        r->head = d->next;
+        free(d);
+    }
+    free(r);
 }
 
 void slc_relay_stop(slc_relay *r)
 {
     uv_close((uv_handle_t *)&r->front, relay_closed);
     uv_close((uv_handle_t *)&r->back, relay_closed);
+    uv_close((uv_handle_t *)&r->timer, relay_closed);
 }

@@ -60,6 +60,7 @@ typedef struct slc_world {
     const sl_mem *mem[SLC_MAX]; /* per-node allocator, or NULL */
     unsigned loss_pct;          /* > 0: node 1 reaches node 0 through a lossy relay */
     struct slc_relay *relay;
+    unsigned delay_ms; /* > 0: through a relay that delays each way this long */
 } slc_world;
 
 /* Create `nodes` nodes (2..SLC_MAX) and connect them all to node 0. Set
@@ -90,4 +91,6 @@ typedef struct slc_relay slc_relay;
 slc_relay *slc_relay_start(slc_world *w, uint16_t to_port, unsigned loss_pct, uint16_t *port);
 /* Datagrams dropped so far. */
 uint64_t slc_relay_dropped(const slc_relay *r);
+/* Hold every datagram `ms` milliseconds, each way (order kept). */
+void slc_relay_set_delay(slc_relay *r, unsigned ms);
 void slc_relay_stop(slc_relay *r); /* closes the sockets; frees after the loop runs */

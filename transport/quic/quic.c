@@ -23,6 +23,16 @@
  * extended only from sl_stream_consume(); MAX_STREAMS is extended as peer
  * streams close. ngtcp2 does neither by itself.
  *
+ * Credit by class (priorities on the wire): a CRITICAL message is sent
+ * first but arrives behind whatever bulk bytes are already in flight, so
+ * the bulk classes (LOW, BACKGROUND) may not have much in flight. As a
+ * sender, a connection's bulk streams together stop at bulk_inflight bytes
+ * sent and not yet acknowledged (they leave the scheduler and wait in a
+ * FIFO until acks arrive: wake_capped()). As a receiver, a bulk stream's
+ * credit runs bulk_window ahead of what was consumed, other classes'
+ * stream_window ahead (grant()). A peer's stream is NORMAL until the
+ * consumer names its class (sl_stream_set_prio).
+ *
  * Lifetimes: nothing is freed inside an ngtcp2 callback. A connection that
  * ends is marked, and torn down by the top-level handler that noticed
  * (after read_pkt, handle_expiry or a flush); its timer is closed
@@ -101,6 +111,10 @@ struct q_stream {
     bool replay_safe;      /* may go as 0-RTT */
     bool stop_sent;        /* we sent STOP_SENDING (a RESET_STREAM back is expected) */
     bool early;            /* opened before the handshake completed */
+    bool capped;           /* a bulk stream held back by bulk_inflight: in c->capped_* */
+    q_stream *cap_next;
+    uint64_t bulk_sent;    /* of c->bulk_flight, the bytes this stream sent as bulk */
+    uint64_t rx_limit;     /* credit given: the offset the peer may send up to */
     sl_stream_stats st;
 };
 
@@ -137,6 +151,8 @@ struct q_conn {
     uint32_t nstreams;
     size_t buffered;         /* bytes buffered on all streams */
     q_stream *want_head, *want_tail; /* refused for the connection's limit, FIFO */
+    uint64_t bulk_flight;            /* bytes of LOW/BACKGROUND streams sent, not acknowledged */
+    q_stream *capped_head, *capped_tail; /* bulk streams waiting for bulk_flight, FIFO */
     uint64_t lost_closed;    /* stream packet losses of streams already closed */
     dgram *dq_head, *dq_tail;
     uint32_t dq_len;
@@ -212,6 +228,7 @@ typedef struct session_entry {
 
 static const sl_transport_ops quic_ops;
 static void client_after_handshake(q_conn *c);
+static void wake_capped(q_conn *c);
 static void want_del(q_conn *c, q_stream *s);
 static int recv_new_token_cb(ngtcp2_conn *q, const uint8_t *token, size_t len, void *ud);
 
@@ -319,6 +336,73 @@ static void mark_dirty(q_conn *c)
     c->dirty = true;
     c->dirty_next = c->t->dirty_head;
     c->t->dirty_head = c;
+}
+
+/* True for the bulk classes, whose credit is bounded (see the top). */
+static bool is_bulk(int prio)
+{
+    return prio >= SL_PRIO_LOW;
+}
+
+/* The receive window every stream starts with (the transport parameters):
+ * small enough that credit can be given in bulk_window steps, for ngtcp2
+ * sends MAX_STREAM_DATA only for increments above a quarter of it. */
+static uint64_t initial_window(const sl_transport_settings *set)
+{
+    uint64_t w = set->stream_window;
+    if (set->bulk_window && (uint64_t)2 * set->bulk_window < w)
+        w = (uint64_t)2 * set->bulk_window;
+    return w;
+}
+
+/* The credit a stream of class `prio` gets beyond what was consumed. */
+static uint64_t class_window(const sl_transport_settings *set, int prio)
+{
+    if (is_bulk(prio) && set->bulk_window && set->bulk_window < set->stream_window)
+        return set->bulk_window;
+    return set->stream_window;
+}
+
+/* Bytes a connection's streams of class `prio` may have sent and not yet
+ * acknowledged, all together (0 = no bound). */
+static uint64_t inflight_cap(const sl_transport_settings *set, int prio)
+{
+    return is_bulk(prio) ? set->bulk_inflight : 0;
+}
+
+/* Hold a bulk stream back until bulk_flight falls (FIFO; see wake_capped). */
+static void cap_add(q_conn *c, q_stream *s)
+{
+    if (s->capped)
+        return;
+    s->capped = true;
+    s->cap_next = NULL;
+    if (c->capped_tail)
+        c->capped_tail->cap_next = s;
+    else
+        c->capped_head = s;
+    c->capped_tail = s;
+}
+
+/* Take `s` out of the FIFO (it closes, or left the bulk classes). */
+static void cap_del(q_conn *c, q_stream *s)
+{
+    if (!s->capped)
+        return;
+    q_stream *prev = NULL;
+    for (q_stream *p = c->capped_head; p; prev = p, p = p->cap_next) {
+        if (p != s)
+            continue;
+        if (prev)
+            prev->cap_next = s->cap_next;
+        else
+            c->capped_head = s->cap_next;
+        if (c->capped_tail == s)
+            c->capped_tail = prev;
+        break;
+    }
+    s->cap_next = NULL;
+    s->capped = false;
 }
 
 static int map_err(int nerr)
@@ -463,6 +547,11 @@ static void stream_free(q_conn *c, q_stream *s)
         s->next->prev = s->prev;
     c->nstreams--;
     want_del(c, s);
+    cap_del(c, s);
+    c->bulk_flight -= s->bulk_sent; /* never to be acknowledged now */
+    s->bulk_sent = 0;
+    if (c->capped_head)
+        wake_capped(c);
     if (c->q)
         c->lost_closed += ngtcp2_conn_get_stream_loss_count(c->q, s->base.id);
     c->buffered -= (size_t)(s->write_off - s->acked_off);
@@ -747,6 +836,17 @@ static void conn_write(q_conn *c)
             size_t want = (size_t)(s->write_off - s->send_off);
             if (want > budget)
                 want = budget;
+            uint64_t cap = inflight_cap(&t->base.set, s->base.prio);
+            if (cap && want) {
+                if (c->bulk_flight >= cap) {
+                    /* Full: out of the queue until acks (wake_capped). */
+                    cap_add(c, s);
+                    sl__sched_blocked(&c->sched, &s->sn);
+                    continue;
+                }
+                if (want > cap - c->bulk_flight)
+                    want = (size_t)(cap - c->bulk_flight);
+            }
             chunk *k = s->send;
             uint64_t off = s->send_off;
             while (k && want && nvec < 16) {
@@ -771,6 +871,10 @@ static void conn_write(q_conn *c)
                                       nvec ? vec : NULL, nvec, ts);
         if (s && wlen >= 0) {
             size_t acc = (size_t)wlen;
+            if (is_bulk(s->base.prio)) {
+                s->bulk_sent += acc;
+                c->bulk_flight += acc;
+            }
             s->send_off += acc;
             s->st.bytes_sent += acc;
             while (s->send && s->send_off >= s->send->off + s->send->len && s->send->next)
@@ -977,6 +1081,7 @@ static q_stream *stream_new(q_conn *c, int64_t id, int prio, void *ud, bool by_p
     s->base.prio = (uint8_t)prio;
     s->c = c;
     s->opened_by_peer = by_peer;
+    s->rx_limit = initial_window(&c->t->base.set);
     sl__sched_node_init(&s->sn, prio);
     s->next = c->streams;
     if (c->streams)
@@ -1002,6 +1107,8 @@ static int stream_open_cb(ngtcp2_conn *q, int64_t id, void *ud)
     return 0;
 }
 
+static void grant(q_conn *c, q_stream *s);
+
 static int recv_stream_data_cb(ngtcp2_conn *q, uint32_t flags, int64_t id, uint64_t offset,
                                const uint8_t *data, size_t len, void *ud, void *sud)
 {
@@ -1016,7 +1123,7 @@ static int recv_stream_data_cb(ngtcp2_conn *q, uint32_t flags, int64_t id, uint6
     } else {
         /* Nobody reads: consume at once so the peer is not stalled. */
         s->st.bytes_consumed += len;
-        ngtcp2_conn_extend_max_stream_offset(q, id, len);
+        grant(c, s);
         ngtcp2_conn_extend_max_offset(q, len);
     }
     return 0;
@@ -1084,6 +1191,49 @@ static void notify_writable(q_conn *c, q_stream *acked)
     }
 }
 
+/* A stream held back by the bulk in-flight bound may send again. */
+static void uncap(q_conn *c, q_stream *s)
+{
+    s->capped = false;
+    bool has = !s->wr_shut && (s->send_off < s->write_off || (s->fin_queued && !s->fin_sent));
+    sl__sched_unblock(&c->sched, &s->sn, has);
+    if (has)
+        mark_dirty(c);
+}
+
+/*
+ * Wake the held-back bulk streams, in the order they were held, once a
+ * quarter of the bound is free again (so that they send in runs, not one
+ * packet per ack). Each rejoins the tail of its class; those that fill the
+ * bound again come back to the FIFO.
+ */
+static void wake_capped(q_conn *c)
+{
+    uint64_t cap = c->t->base.set.bulk_inflight;
+    if (c->dead || (cap && c->bulk_flight * 4 > cap * 3))
+        return;
+    q_stream *s = c->capped_head;
+    c->capped_head = c->capped_tail = NULL;
+    while (s) {
+        q_stream *next = s->cap_next;
+        s->cap_next = NULL;
+        uncap(c, s);
+        s = next;
+    }
+}
+
+/* Bytes of `s` that were in flight as bulk are acknowledged (or will never
+ * be: the stream was reset, stopped, or its 0-RTT data refused). */
+static void bulk_release(q_conn *c, q_stream *s, uint64_t n)
+{
+    if (n > s->bulk_sent)
+        n = s->bulk_sent;
+    s->bulk_sent -= n;
+    c->bulk_flight -= n;
+    if (c->capped_head)
+        wake_capped(c);
+}
+
 static int acked_cb(ngtcp2_conn *q, int64_t id, uint64_t offset, uint64_t len, void *ud,
                     void *sud)
 {
@@ -1098,6 +1248,7 @@ static int acked_cb(ngtcp2_conn *q, int64_t id, uint64_t offset, uint64_t len, v
     s->acked_off = end;
     s->st.bytes_acked = end;
     c->buffered -= freed;
+    bulk_release(c, s, freed);
     while (s->head && s->head->off + s->head->len <= s->acked_off && s->head != s->send) {
         chunk *k = s->head;
         s->head = k->next;
@@ -1186,6 +1337,8 @@ static void peer_stopped(q_conn *c, q_stream *s)
     }
     s->head = s->tail = s->send = NULL;
     s->acked_off = s->send_off = s->write_off;
+    cap_del(c, s);
+    bulk_release(c, s, s->bulk_sent);
     if (c->cb->on_stream_stop_sending)
         c->cb->on_stream_stop_sending(&s->base, 0, c->cb_ud);
     notify_writable(c, NULL);
@@ -1406,6 +1559,7 @@ static void client_after_handshake(q_conn *c)
         if (rv)
             continue; /* the stream stays unsendable; the peer's limit was lowered */
         s->base.id = id;
+        bulk_release(c, s, s->bulk_sent); /* refused: sent again from acked_off */
         s->send_off = s->acked_off;
         s->send = s->head;
         s->fin_sent = false;
@@ -1424,9 +1578,9 @@ static void fill_settings(q_transport *t, ngtcp2_settings *st, ngtcp2_transport_
     st->max_tx_udp_payload_size = MAX_PKT;
     st->cc_algo = NGTCP2_CC_ALGO_CUBIC;
     ngtcp2_transport_params_default(p);
-    p->initial_max_stream_data_bidi_local = s->stream_window;
-    p->initial_max_stream_data_bidi_remote = s->stream_window;
-    p->initial_max_stream_data_uni = s->stream_window;
+    p->initial_max_stream_data_bidi_local = initial_window(s);
+    p->initial_max_stream_data_bidi_remote = initial_window(s);
+    p->initial_max_stream_data_uni = initial_window(s);
     p->initial_max_data = s->conn_window;
     p->initial_max_streams_bidi = s->max_streams_bidi;
     p->initial_max_streams_uni = s->max_streams_uni;
@@ -2311,8 +2465,10 @@ static int q_stream_open(sl_conn *bc, bool bidi, int prio, void *ud, sl_stream *
         ngtcp2_conn_shutdown_stream(c->q, 0, id, 0);
         return SL_ERR_NOMEM;
     }
-    if (!bidi)
+    if (!bidi) {
         s->rd_shut = true;
+        s->rx_limit = 0; /* receives nothing */
+    }
     s->early = !c->ready;
     ngtcp2_conn_set_stream_user_data(c->q, id, s);
     *out = &s->base;
@@ -2434,6 +2590,8 @@ static int q_stream_reset(sl_stream *bs, uint64_t code)
         return SL_ERR_CLOSED;
     s->wr_shut = true;
     sl__sched_remove(&c->sched, &s->sn);
+    cap_del(c, s);
+    bulk_release(c, s, s->bulk_sent); /* ngtcp2 stops retransmitting them */
     int rv = ngtcp2_conn_shutdown_stream_write(c->q, 0, s->base.id, code);
     mark_dirty(c);
     return rv ? map_err(rv) : SL_OK;
@@ -2452,6 +2610,27 @@ static int q_stream_stop_sending(sl_stream *bs, uint64_t code)
     return rv ? map_err(rv) : SL_OK;
 }
 
+/*
+ * Give the peer credit up to the stream's class window beyond what was
+ * consumed. In steps of more than a quarter window (ngtcp2 sends
+ * MAX_STREAM_DATA for increments above a quarter of the initial window,
+ * which is at most twice the smallest class window: a peer that waits for
+ * credit always gets it). A stream that already has more (it was NORMAL,
+ * or got the first window before its class was known) gets nothing until
+ * its consumption catches up.
+ */
+static void grant(q_conn *c, q_stream *s)
+{
+    if (s->rd_shut && !s->opened_by_peer && !ngtcp2_is_bidi_stream(s->base.id))
+        return; /* our own uni stream: nothing to receive */
+    uint64_t w = class_window(&c->t->base.set, s->base.prio);
+    uint64_t target = s->st.bytes_consumed + w;
+    if (target > s->rx_limit && (target - s->rx_limit) * 4 > w) {
+        ngtcp2_conn_extend_max_stream_offset(c->q, s->base.id, target - s->rx_limit);
+        s->rx_limit = target;
+    }
+}
+
 static int q_stream_consume(sl_stream *bs, size_t n)
 {
     q_stream *s = (q_stream *)bs;
@@ -2459,7 +2638,7 @@ static int q_stream_consume(sl_stream *bs, size_t n)
     if (c->dead || !c->q)
         return SL_ERR_CLOSED;
     s->st.bytes_consumed += n;
-    ngtcp2_conn_extend_max_stream_offset(c->q, s->base.id, n);
+    grant(c, s);
     ngtcp2_conn_extend_max_offset(c->q, n);
     mark_dirty(c);
     return SL_OK;
@@ -2468,8 +2647,21 @@ static int q_stream_consume(sl_stream *bs, size_t n)
 static int q_stream_set_prio(sl_stream *bs, int prio)
 {
     q_stream *s = (q_stream *)bs;
+    q_conn *c = s->c;
     s->base.prio = (uint8_t)prio;
-    sl__sched_set_prio(&s->c->sched, &s->sn, prio);
+    sl__sched_set_prio(&c->sched, &s->sn, prio);
+    if (s->capped && !inflight_cap(&c->t->base.set, prio)) {
+        cap_del(c, s);
+        uncap(c, s);
+    }
+    /* A class with a larger window gets it now; a smaller one applies as
+     * the consumer goes on (credit given is never taken back). */
+    if (!c->dead && c->q) {
+        uint64_t before = s->rx_limit;
+        grant(c, s);
+        if (s->rx_limit != before)
+            mark_dirty(c);
+    }
     return SL_OK;
 }
 
@@ -2478,6 +2670,7 @@ static int q_stream_stats(const sl_stream *bs, sl_stream_stats *out)
     const q_stream *s = (const q_stream *)bs;
     *out = s->st;
     out->buffered = (size_t)(s->write_off - s->acked_off);
+    out->recv_limit = s->rx_limit;
     if (s->c->q)
         out->pkts_lost = ngtcp2_conn_get_stream_loss_count(s->c->q, s->base.id);
     return SL_OK;
