@@ -702,7 +702,7 @@ static void test_big_message_memory(void **st)
     rmem.peak_bytes = r0;
     smem.peak_bytes = s0;
     go(1, t);
-    assert_true(slc_run_until(&w, bm_done, 20000));
+    assert_true(slc_run_until(&w, bm_done, 60000));
     assert_int_equal(BM.send_rc, SL_OK);
     assert_int_equal(BM.got_len, BIG);
     assert_int_equal(BM.got_sum, BM.sum);
