@@ -1365,10 +1365,14 @@ static int on_down(sl_actor *self, dispatcher *d, const sl_msg *m)
         w->up = false;
         w->left_ns = uv_hrtime();
         /* Its asks fail at the same moment, before or after this DOWN. */
-        say("DOWN %s (%s worker): reason %s; the %d task(s) it held fail and go back to the "
-            "queue",
-            w->name, w->browser ? "browser" : "native", sl_reason_name(m->status),
-            w->inflight + w->lost);
+        int held = w->inflight + w->lost;
+        if (held)
+            say("DOWN %s (%s worker): reason %s; the %d task(s) it held fail and go back to the "
+                "queue",
+                w->name, w->browser ? "browser" : "native", sl_reason_name(m->status), held);
+        else
+            say("DOWN %s (%s worker): reason %s; it held no task", w->name,
+                w->browser ? "browser" : "native", sl_reason_name(m->status));
         emit(self, d, "down", -1, w, 0, "DOWN %s: %s", w->name, sl_reason_name(m->status));
     }
     return dispatch(self, d);
