@@ -10,16 +10,18 @@
 # --download-only msgpack-c`, run by wasm/msgpack.sh into the build
 # directory). The browser tests also need playwright-core from npm in
 # tests/browser/node_modules (`npm ci`, pinned by its package-lock.json; never
-# a browser download). The script only touches apt or npm when something is
+# a browser download), and bench/browser_bench.sh the `ws` package (the
+# WebSocket baseline). The script only touches apt or npm when something is
 # missing, so running it on every `make` costs a few dpkg-query calls.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 
 # tests/browser/node_modules, when npm is there and it is missing.
 browser_modules() {
-    if [ ! -d "$HERE/../tests/browser/node_modules/playwright-core" ]; then
+    if [ ! -d "$HERE/../tests/browser/node_modules/playwright-core" ] ||
+        [ ! -d "$HERE/../tests/browser/node_modules/ws" ]; then
         if command -v npm >/dev/null 2>&1; then
-            echo "deps: npm ci in tests/browser (playwright-core)"
+            echo "deps: npm ci in tests/browser (playwright-core, ws)"
             npm ci --prefix "$HERE/../tests/browser" --no-audit --no-fund >/dev/null ||
                 echo "deps: npm ci failed; the browser tests will be skipped" >&2
         else
