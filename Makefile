@@ -54,8 +54,9 @@ test-san: build-san wasm
 
 test: test-plain test-san
 
-bench: build
-	@sh bench/run.sh $(BUILD) $(BENCH)
+# bench/browser_bench.sh also needs the wasm build (it skips without it).
+bench: build wasm
+	@$(WASM_ENV) sh bench/run.sh $(BUILD) $(BENCH)
 
 install: build
 	cmake --install $(BUILD)

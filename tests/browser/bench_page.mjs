@@ -1,0 +1,335 @@
+// bench_page.mjs: the page of bench/browser_bench.sh (driven by
+// bench_browser.mjs, which serves it with the wasm build, runs
+// tests/gateway_peer and a WebSocket server built on the `ws` package).
+//
+// Everything is measured here, in the page, with performance.now() (the page
+// is cross-origin isolated, so its clock has 5 µs resolution, not 100 µs).
+// Both sides move the same 64 bytes per message:
+//   Starling  a browser agent asks the gateway's `echo` (64-byte payload:
+//             a msgpack bin of 62 bytes, 64 bytes encoded); a browser agent
+//             receives `blaster`'s messages (the same 64-byte encoded payload)
+//   WebSocket a 64-byte binary message to the echo server, awaiting its echo;
+//             the server's blast of 64-byte binary messages.
+// The page runs at once with the parameters of its query string and POSTs
+// {rounds: [{starling_rtt, ws_rtt, starling_tp, ws_tp}, ...], info} (or
+// {error}) to /result. POST /mark?name=N makes the harness snapshot the CPU
+// time of the processes involved (between phases, never inside one).
+import { Starling } from '/dist/starling.js';
+
+const q = new URLSearchParams(location.search);
+const PORT = Number(q.get('port'));
+const HASH = q.get('hash');
+const TOKEN = q.get('token');
+const WS_URL = q.get('ws');
+
+const T_BLAST = 40, T_BLAST_MSG = 41, T_BLAST_DONE = 42;
+
+function percentile(sorted, p) {
+  if (!sorted.length) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+function summary(samples) {
+  const s = Float64Array.from(samples).sort();
+  return { p50_us: percentile(s, 50) * 1000, p99_us: percentile(s, 99) * 1000, max_us: s[s.length - 1] * 1000 };
+}
+const post = (what, body) => fetch(what, { method: 'POST', body });
+const mark = (name) => post(`/mark?name=${encodeURIComponent(name)}`, '');
+
+// ------------------------------------------------------------- Starling
+let node = null;
+let echo = null;
+let blaster = null;
+
+async function starlingConnect() {
+  node = await Starling.connect({
+    url: `https://127.0.0.1:${PORT}/starling?token=${encodeURIComponent(TOKEN)}`,
+    certificateHash: HASH,
+    connectTimeoutMs: 10000,
+  });
+  const ex = node.exposed();
+  echo = ex.get('echo');
+  blaster = ex.get('blaster');
+  if (!echo || !blaster) throw new Error(`gateway exposes no echo/blaster: ${JSON.stringify([...ex])}`);
+}
+
+// One browser agent asks echo `n` times, one at a time; resolves with the
+// round-trip time of each ask in ms.
+function starlingAsks(n, payload) {
+  return new Promise((resolve, reject) => {
+    const times = new Float64Array(n);
+    const agent = node.spawn({
+      async onMessage(ctx) {
+        try {
+          for (let i = 0; i < n; i++) {
+            const t0 = performance.now();
+            const r = await ctx.ask(echo, payload, { deadlineMs: 5000 });
+            times[i] = performance.now() - t0;
+            if (!(r instanceof Uint8Array) || r.length !== payload.length) throw new Error(`echo gave ${r}`);
+          }
+          resolve(times);
+        } catch (e) {
+          reject(e);
+        }
+        ctx.stop();
+      },
+    });
+    node.send(agent, 0);
+  });
+}
+
+// One browser agent asks blaster for n messages and counts them until the
+// final one; resolves with {count, ms} (ms from the request to the final).
+function starlingBlast(n) {
+  return new Promise((resolve, reject) => {
+    let count = 0;
+    let bytes = 0;
+    let t0 = 0;
+    const agent = node.spawn({
+      onMessage(ctx, m) {
+        if (m.kind !== 'send') return;
+        if (m.type === T_BLAST_MSG) {
+          count++;
+          bytes += m.value.length;
+        } else if (m.type === T_BLAST_DONE) {
+          const ms = performance.now() - t0;
+          if (m.value !== count) reject(new Error(`blaster sent ${m.value}, got ${count}`));
+          else resolve({ count, ms, bytes });
+          ctx.stop();
+        } else if (m.type === 0) {
+          t0 = performance.now();
+          ctx.send(blaster, n, { type: T_BLAST });
+        }
+      },
+    });
+    node.send(agent, 0);
+  });
+}
+
+// A browser agent and echo play ping-pong with messages (lanes: one stream
+// each way, opened once), n round trips; resolves with each one's time in ms.
+function starlingPingPong(n, payload) {
+  return new Promise((resolve, reject) => {
+    const times = new Float64Array(n);
+    let i = 0;
+    let t0 = 0;
+    const agent = node.spawn({
+      onMessage(ctx, m) {
+        if (m.kind !== 'send') return;
+        if (m.type === 7) {
+          times[i++] = performance.now() - t0;
+          if (!(m.value instanceof Uint8Array)) reject(new Error(`echo sent ${m.value}`));
+        }
+        if (i === n) {
+          resolve(times);
+          ctx.stop();
+          return;
+        }
+        t0 = performance.now();
+        ctx.send(echo, payload, { type: 7 });
+      },
+    });
+    node.send(agent, 0);
+  });
+}
+
+// -------------------------------------------------- raw WebTransport (diag)
+// Against tests/wt_echo_server (echoes every bidi stream): what the browser's
+// WebTransport itself costs, without Starling. perStream: a new stream per
+// round trip (as a Starling ask does), else one stream for all.
+async function rawWT(url, n, perStream) {
+  const wt = new WebTransport(url, { serverCertificateHashes: [{ algorithm: 'sha-256', value: hexBytes(HASH) }] });
+  await wt.ready;
+  const times = new Float64Array(n);
+  const open = new Float64Array(n); // createBidirectionalStream resolved
+  const first = new Float64Array(n); // the echo's bytes arrived
+  const data = new Uint8Array(64).fill(0x42);
+  let st = null, w = null, r = null;
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    if (perStream || !st) {
+      st = await wt.createBidirectionalStream();
+      w = st.writable.getWriter();
+      r = st.readable.getReader();
+    }
+    open[i] = performance.now() - t0;
+    w.write(data).catch(() => {});
+    if (perStream) w.close().catch(() => {});
+    let got = 0;
+    while (got < 64) {
+      const { value, done } = await r.read();
+      if (done) break;
+      got += value.length;
+    }
+    first[i] = performance.now() - t0;
+    if (perStream) {
+      const { done } = await r.read();
+      if (!done) throw new Error('raw WT: more than the echo');
+    }
+    times[i] = performance.now() - t0;
+    if (got !== 64) throw new Error(`raw WT: echo of ${got} bytes`);
+  }
+  wt.closed.catch(() => {});
+  if (w) w.releaseLock();
+  if (r) r.releaseLock();
+  wt.close();
+  await wt.closed.catch(() => {});
+  return { times, open: summary(open), first: summary(first) };
+}
+function hexBytes(h) {
+  const b = new Uint8Array(h.length / 2);
+  for (let i = 0; i < b.length; i++) b[i] = parseInt(h.substr(i * 2, 2), 16);
+  return b;
+}
+
+// The JS Self-Profiling API (the document has Document-Policy: js-profiling):
+// samples of the page's main thread while fn runs; returns the functions with
+// the most samples at the top of the stack (self) and anywhere (total).
+async function profiled(fn) {
+  if (typeof Profiler !== 'function') return { result: await fn(), profile: 'no Profiler API' };
+  const prof = new Profiler({ sampleInterval: 1, maxBufferSize: 200000 });
+  const result = await fn();
+  const tr = await prof.stop();
+  const self = new Map();
+  const total = new Map();
+  const name = (fi) => {
+    const f = tr.frames[fi];
+    const res = f.resourceId !== undefined ? tr.resources[f.resourceId].replace(/^.*\//, '') : '';
+    return `${f.name || '(anon)'} ${res}:${f.line ?? ''}`;
+  };
+  let idle = 0;
+  for (const smp of tr.samples) {
+    if (smp.stackId === undefined) {
+      idle++;
+      continue;
+    }
+    let st = tr.stacks[smp.stackId];
+    self.set(name(st.frameId), (self.get(name(st.frameId)) || 0) + 1);
+    const seen = new Set();
+    for (; st; st = st.parentId === undefined ? null : tr.stacks[st.parentId]) {
+      const nm = name(st.frameId);
+      if (!seen.has(nm)) total.set(nm, (total.get(nm) || 0) + 1);
+      seen.add(nm);
+    }
+  }
+  const top = (m) => [...m].sort((a, b) => b[1] - a[1]).slice(0, 25);
+  return { result, profile: { samples: tr.samples.length, idle, self: top(self), total: top(total) } };
+}
+
+// ------------------------------------------------------------ WebSocket
+let ws = null;
+let wsOnMessage = null;
+
+function wsConnect() {
+  return new Promise((resolve, reject) => {
+    ws = new WebSocket(WS_URL);
+    ws.binaryType = 'arraybuffer';
+    ws.onopen = () => resolve();
+    ws.onerror = () => reject(new Error(`WebSocket ${WS_URL} failed`));
+    ws.onmessage = (ev) => wsOnMessage(ev);
+  });
+}
+
+async function wsAsks(n, payload) {
+  const times = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const got = await new Promise((resolve) => {
+      wsOnMessage = (ev) => resolve(ev.data);
+      ws.send(payload);
+    });
+    times[i] = performance.now() - t0;
+    if (!(got instanceof ArrayBuffer) || got.byteLength !== payload.length) throw new Error(`ws echo gave ${got}`);
+  }
+  return times;
+}
+
+function wsBlast(n) {
+  return new Promise((resolve, reject) => {
+    let count = 0;
+    let bytes = 0;
+    const t0 = performance.now();
+    wsOnMessage = (ev) => {
+      if (typeof ev.data !== 'string') {
+        count++;
+        bytes += ev.data.byteLength;
+        return;
+      }
+      const ms = performance.now() - t0;
+      const m = /^done (\d+)$/.exec(ev.data);
+      if (!m || Number(m[1]) !== count) reject(new Error(`ws blast: ${ev.data}, got ${count}`));
+      else resolve({ count, ms, bytes });
+    };
+    ws.send(`blast ${n}`);
+  });
+}
+
+// ------------------------------------------------------------ the run
+async function run(p) {
+  const rounds = [];
+  const payload = new Uint8Array(62).fill(0x42); // msgpack bin 8: 2 + 62 = 64 bytes
+  const wsPayload = new Uint8Array(64).fill(0x42);
+  await starlingConnect();
+  await wsConnect();
+  const info = { crossOriginIsolated: self.crossOriginIsolated, nodeId: node.id, userAgent: navigator.userAgent };
+  // warm-up of both paths (JIT, streams, congestion windows)
+  await starlingAsks(p.warmup, payload);
+  await wsAsks(p.warmup, wsPayload);
+  await starlingBlast(Math.min(p.msgs, 20000));
+  await wsBlast(Math.min(p.wsMsgs, 20000));
+  await starlingPingPong(p.warmup, payload);
+  for (let r = 0; r < p.rounds; r++) {
+    const round = {};
+    if (p.rtt) {
+      await mark(`r${r} starling_rtt`);
+      round.starling_rtt = summary(await starlingAsks(p.asks, payload));
+      await mark(`r${r} ws_rtt`);
+      round.ws_rtt = summary(await wsAsks(p.asks, wsPayload));
+      await mark(`r${r} starling_pingpong`);
+      round.starling_pingpong = summary(await starlingPingPong(p.asks, payload));
+    }
+    if (p.tp) {
+      await mark(`r${r} starling_tp`);
+      const s = await starlingBlast(p.msgs);
+      round.starling_tp = { msgs_per_s: s.count / (s.ms / 1000), ms: s.ms, count: s.count };
+      await mark(`r${r} ws_tp`);
+      const w = await wsBlast(p.wsMsgs);
+      round.ws_tp = { msgs_per_s: w.count / (w.ms / 1000), ms: w.ms, count: w.count };
+    }
+    await mark(`r${r} end`);
+    rounds.push(round);
+  }
+  if (p.diag) {
+    const d = (info.diag = {});
+    if (p.wtUrl) {
+      await mark('diag raw_wt_one_stream');
+      const a = await rawWT(p.wtUrl, p.asks, false);
+      d.raw_wt_one_stream = summary(a.times);
+      await mark('diag raw_wt_stream_per_rtt');
+      const b = await rawWT(p.wtUrl, p.asks, true);
+      d.raw_wt_stream_per_rtt = { ...summary(b.times), open: b.open, echo: b.first };
+    }
+    await mark('diag profiled asks');
+    const pa = await profiled(() => starlingAsks(p.asks, payload));
+    d.starling_rtt_profiled = summary(pa.result);
+    d.profile_asks = pa.profile;
+    const pw = await profiled(() => wsAsks(p.asks, wsPayload));
+    d.profile_ws = pw.profile;
+    await mark('diag end');
+  }
+  info.stats = node.stats();
+  ws.close();
+  await node.shutdown();
+  return { rounds, info };
+}
+
+let reported = false;
+function report(r) {
+  if (reported) return;
+  reported = true;
+  post('/result', JSON.stringify(r));
+}
+const errText = (e) => String(e && e.stack ? e.stack : e);
+window.addEventListener('error', (ev) => report({ error: `page error: ${errText(ev.error || ev.message)}` }));
+window.addEventListener('unhandledrejection', (ev) => report({ error: `unhandled rejection: ${errText(ev.reason)}` }));
+run(JSON.parse(q.get('params'))).then(report, (e) => report({ error: errText(e) }));
