@@ -129,16 +129,47 @@ function hex8(x) {
   return x.toString(16).padStart(8, '0');
 }
 
-let lastNodeLo = -1, lastNodeHi = -1, lastNodeHex = '';
+// The hex form of the nodes seen last. Every message formats two ids (from,
+// to) and those of a remote sender alternate between two nodes, so one
+// remembered node missed every time: formatting node ids was half of the
+// page's main-thread time when receiving a stream of remote messages
+// (bench/README.md, browser_throughput). Two slots, most recent first, and
+// a bounded map behind them.
+let nodeLo0 = -1, nodeHi0 = -1, nodeHex0 = '';
+let nodeLo1 = -1, nodeHi1 = -1, nodeHex1 = '';
+const nodeHexes = new Map(); // hi -> Map(lo -> hex)
+
+function nodeHex(nl, nh) {
+  if (nl === nodeLo0 && nh === nodeHi0) return nodeHex0;
+  let hex;
+  if (nl === nodeLo1 && nh === nodeHi1) {
+    hex = nodeHex1;
+  } else {
+    let byLo = nodeHexes.get(nh);
+    if (!byLo) {
+      if (nodeHexes.size >= 64) nodeHexes.clear();
+      byLo = new Map();
+      nodeHexes.set(nh, byLo);
+    }
+    hex = byLo.get(nl);
+    if (hex === undefined) {
+      if (byLo.size >= 256) byLo.clear();
+      hex = hex8(nh) + hex8(nl);
+      byLo.set(nl, hex);
+    }
+  }
+  nodeLo1 = nodeLo0;
+  nodeHi1 = nodeHi0;
+  nodeHex1 = nodeHex0;
+  nodeLo0 = nl;
+  nodeHi0 = nh;
+  nodeHex0 = hex;
+  return hex;
+}
 
 // The printable form of an id given as halves (sl_id_format).
 function formatId(nl, nh, ll, lh) {
-  if (nl !== lastNodeLo || nh !== lastNodeHi) {
-    lastNodeLo = nl;
-    lastNodeHi = nh;
-    lastNodeHex = hex8(nh) + hex8(nl);
-  }
-  return `${lastNodeHex}.${u64(ll, lh)}`;
+  return `${nodeHex(nl, nh)}.${u64(ll, lh)}`;
 }
 
 // ---------------------------------------------------------------- module
