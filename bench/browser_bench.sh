@@ -23,7 +23,8 @@
 # Needs the native build (tests/gateway_peer, tools/starling), the wasm build
 # (SL_WASM_DIR, default build-wasm/ beside bench/), node, /usr/bin/chromium
 # and tests/browser/node_modules (`npm ci --prefix tests/browser`: ws). A
-# missing wasm build or browser tooling prints a "skipped" line and exits 0;
+# missing wasm build or browser tooling prints a "skipped" line and exits 0
+# (1 when SL_WASM_REQUIRED is set, as `make bench` does);
 # anything else that fails exits 1 with a message on stderr. The whole run is
 # bounded (about 3 minutes at most). BROWSER_BENCH_ARGS passes options to
 # tests/browser/bench_browser.mjs (e.g. "--rounds 5 --verbose 1", or
@@ -50,6 +51,10 @@ if [ -n "$ONLY" ]; then
     }
 fi
 skip() {
+    if [ -n "${SL_WASM_REQUIRED:-}" ]; then # make bench: it built everything
+        echo "browser_bench: $*" >&2
+        exit 1
+    fi
     echo "{\"bench\":\"browser\",\"skipped\":\"$*\"}"
     echo "browser_bench: skipped: $*" >&2
     exit 0

@@ -334,7 +334,8 @@ if (verbose) {
     const a = marks[i];
     const b = marks[i + 1];
     if (/ end$/.test(a.name)) continue;
-    const d = Object.keys(b.cpu).map((k) => `${k}=${((b.cpu[k] - (a.cpu[k] || 0))).toFixed(2)}`).join(' ');
+    const d = Object.keys(b.cpu).filter((k) => b.cpu[k] - (a.cpu[k] || 0) >= 0.005)
+      .map((k) => `${k}=${(b.cpu[k] - (a.cpu[k] || 0)).toFixed(2)}`).join(' ');
     log(`cpu s in ${a.name} (${((b.t - a.t) / 1000).toFixed(2)} s wall): ${d}`);
   }
 }

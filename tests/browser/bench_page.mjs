@@ -315,6 +315,10 @@ async function run(p) {
     d.profile_asks = pa.profile;
     const pw = await profiled(() => wsAsks(p.asks, wsPayload));
     d.profile_ws = pw.profile;
+    await mark('diag profiled blast');
+    const pb = await profiled(() => starlingBlast(p.msgs));
+    d.starling_blast_profiled = pb.result.count / (pb.result.ms / 1000);
+    d.profile_blast = pb.profile;
     await mark('diag end');
   }
   info.stats = node.stats();
