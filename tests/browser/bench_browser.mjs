@@ -22,6 +22,8 @@
 // Exit 0 on success; 1 with a message on stderr on any failure. Bounded:
 // every wait has a timeout, and the whole run is killed after --limit s.
 import http from 'node:http';
+import https from 'node:https';
+import { X509Certificate, createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { readFile, readdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -31,7 +33,7 @@ import { fileURLToPath } from 'node:url';
 import { WebSocketServer } from 'ws';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const args = { rounds: '3', asks: '10000', msgs: '500000', 'ws-msgs': '50000', warmup: '1000', limit: '170' };
+const args = { budget: '110', rounds: '3', asks: '10000', msgs: '500000', 'ws-msgs': '50000', warmup: '1000', limit: '170' };
 for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
 function die(msg) {
   process.stderr.write(`browser_bench: ${msg}\n`);
@@ -45,6 +47,7 @@ const P = {
   asks: Number(args.asks),
   msgs: Number(args.msgs),
   wsMsgs: Number(args['ws-msgs']),
+  budgetMs: Number(args.budget) * 1000,
   warmup: Number(args.warmup),
   rtt: !only || only === 'browser_rtt',
   tp: !only || only === 'browser_throughput',
@@ -140,7 +143,7 @@ function body(req) {
     req.on('end', () => resolve(b));
   });
 }
-const server = http.createServer(async (req, res) => {
+async function serve(req, res) {
   const url = new URL(req.url, 'http://localhost');
   let file = null;
   if (req.method === 'POST' && url.pathname === '/mark') {
@@ -192,11 +195,17 @@ const server = http.createServer(async (req, res) => {
     res.writeHead(404);
     res.end();
   }
-});
-const wss = new WebSocketServer({ server, path: '/ws', perMessageDeflate: false });
+}
+const server = http.createServer(serve);
+// The same WebSocket server over TLS too (wss), with the certificate the
+// gateway uses: Chromium accepts it by its key (--ignore-certificate-errors-spki-list).
+const tlsServer = https.createServer({ cert: readFileSync(args.cert), key: readFileSync(args.key) }, serve);
+const spki = createHash('sha256')
+  .update(new X509Certificate(readFileSync(args.cert)).publicKey.export({ type: 'spki', format: 'der' }))
+  .digest('base64');
 const BLAST_MSG = Buffer.alloc(64, 0x42);
 const HIGH_WATER = 1 << 20;
-wss.on('connection', (sock) => {
+function onWs(sock) {
   const raw = sock._socket;
   raw.setNoDelay(true);
   sock.on('message', (data, isBinary) => {
@@ -224,9 +233,18 @@ wss.on('connection', (sock) => {
     };
     pump();
   });
-});
+}
+const wsServers = [server, tlsServer].map((srv) => new WebSocketServer({ server: srv, path: '/ws', perMessageDeflate: false }));
+for (const w of wsServers) w.on('connection', onWs);
 await new Promise((r) => server.listen(0, '127.0.0.1', r));
-cleanupFns.push(() => new Promise((r) => { wss.close(); server.close(); server.closeAllConnections(); r(); }));
+await new Promise((r) => tlsServer.listen(0, '127.0.0.1', r));
+cleanupFns.push(() => {
+  for (const w of wsServers) w.close();
+  for (const srv of [server, tlsServer]) {
+    srv.close();
+    srv.closeAllConnections();
+  }
+});
 const origin = `http://127.0.0.1:${server.address().port}`;
 
 // ------------------------------------------------------------ the gateway
@@ -287,10 +305,12 @@ const userDir = await mkdtemp(path.join(tmpdir(), 'sl-bench-chromium-'));
 cleanupFns.push(() => rm(userDir, { recursive: true, force: true }));
 const qs = new URLSearchParams({
   port: String(port), hash: args.hash, token: TOKEN, ws: `ws://127.0.0.1:${server.address().port}/ws`,
+  wss: `wss://127.0.0.1:${tlsServer.address().port}/ws`,
   params: JSON.stringify(P),
 });
 const chrome = spawn(executablePath, ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync', '--mute-audio',
+  `--ignore-certificate-errors-spki-list=${spki}`,
   `--user-data-dir=${userDir}`, `${origin}/?${qs}`], { stdio: ['ignore', 'ignore', verbose ? 'inherit' : 'ignore'], detached: true });
 const chromeExited = new Promise((r) => chrome.on('exit', (code, sig) => r({ code, sig })));
 cleanupFns.push(async () => {
@@ -349,6 +369,8 @@ if (P.rtt) {
     send_p99_us: r1(median(R.map((r) => r.starling_pingpong.p99_us))),
     ws_p50_us: r1(median(R.map((r) => r.ws_rtt.p50_us))),
     ws_p99_us: r1(median(R.map((r) => r.ws_rtt.p99_us))),
+    wss_p50_us: r1(median(R.map((r) => r.wss_rtt.p50_us))),
+    wss_p99_us: r1(median(R.map((r) => r.wss_rtt.p99_us))),
   }));
 }
 if (P.tp) {
@@ -356,6 +378,7 @@ if (P.tp) {
     bench: 'browser_throughput', msgs: P.msgs, ws_msgs: P.wsMsgs, payload: 64, rounds: R.length,
     msgs_per_s: Math.round(median(R.map((r) => r.starling_tp.msgs_per_s))),
     ws_msgs_per_s: Math.round(median(R.map((r) => r.ws_tp.msgs_per_s))),
+    wss_msgs_per_s: Math.round(median(R.map((r) => r.wss_tp.msgs_per_s))),
   }));
 }
 process.exit(0);

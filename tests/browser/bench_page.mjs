@@ -21,6 +21,7 @@ const PORT = Number(q.get('port'));
 const HASH = q.get('hash');
 const TOKEN = q.get('token');
 const WS_URL = q.get('ws');
+const WSS_URL = q.get('wss'); // the same server over TLS (or none)
 
 const T_BLAST = 40, T_BLAST_MSG = 41, T_BLAST_DONE = 42;
 
@@ -182,6 +183,23 @@ function hexBytes(h) {
   return b;
 }
 
+// The latency of one macrotask hop (a MessageChannel message to ourselves,
+// as wasm/library_starling.js posts the runtime's turns), n times.
+async function macrotaskHops(n) {
+  const ch = new MessageChannel();
+  const times = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await new Promise((r) => {
+      ch.port1.onmessage = r;
+      ch.port2.postMessage(0);
+    });
+    times[i] = performance.now() - t0;
+  }
+  ch.port1.close();
+  return times;
+}
+
 // The JS Self-Profiling API (the document has Document-Policy: js-profiling):
 // samples of the page's main thread while fn runs; returns the functions with
 // the most samples at the top of the stack (self) and anywhere (total).
@@ -217,26 +235,24 @@ async function profiled(fn) {
 }
 
 // ------------------------------------------------------------ WebSocket
-let ws = null;
-let wsOnMessage = null;
-
-function wsConnect() {
+// A connection: {sock, on}; `on` is the current message handler.
+function wsConnect(url) {
   return new Promise((resolve, reject) => {
-    ws = new WebSocket(WS_URL);
-    ws.binaryType = 'arraybuffer';
-    ws.onopen = () => resolve();
-    ws.onerror = () => reject(new Error(`WebSocket ${WS_URL} failed`));
-    ws.onmessage = (ev) => wsOnMessage(ev);
+    const c = { sock: new WebSocket(url), on: null };
+    c.sock.binaryType = 'arraybuffer';
+    c.sock.onopen = () => resolve(c);
+    c.sock.onerror = () => reject(new Error(`WebSocket ${url} failed`));
+    c.sock.onmessage = (ev) => c.on(ev);
   });
 }
 
-async function wsAsks(n, payload) {
+async function wsAsks(c, n, payload) {
   const times = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
     const got = await new Promise((resolve) => {
-      wsOnMessage = (ev) => resolve(ev.data);
-      ws.send(payload);
+      c.on = (ev) => resolve(ev.data);
+      c.sock.send(payload);
     });
     times[i] = performance.now() - t0;
     if (!(got instanceof ArrayBuffer) || got.byteLength !== payload.length) throw new Error(`ws echo gave ${got}`);
@@ -244,12 +260,12 @@ async function wsAsks(n, payload) {
   return times;
 }
 
-function wsBlast(n) {
+function wsBlast(c, n) {
   return new Promise((resolve, reject) => {
     let count = 0;
     let bytes = 0;
     const t0 = performance.now();
-    wsOnMessage = (ev) => {
+    c.on = (ev) => {
       if (typeof ev.data !== 'string') {
         count++;
         bytes += ev.data.byteLength;
@@ -260,31 +276,75 @@ function wsBlast(n) {
       if (!m || Number(m[1]) !== count) reject(new Error(`ws blast: ${ev.data}, got ${count}`));
       else resolve({ count, ms, bytes });
     };
-    ws.send(`blast ${n}`);
+    c.sock.send(`blast ${n}`);
   });
+}
+
+// --diag: count the browser API calls the runtime makes (wrapped prototypes).
+const calls = {};
+function countCalls() {
+  const wrap = (proto, name, label) => {
+    const f = proto && proto[name];
+    if (typeof f !== 'function') return;
+    proto[name] = function (...a) {
+      calls[label] = (calls[label] || 0) + 1;
+      return f.apply(this, a);
+    };
+  };
+  wrap(WritableStreamDefaultWriter.prototype, 'write', 'writer.write');
+  wrap(WritableStreamDefaultWriter.prototype, 'close', 'writer.close');
+  wrap(ReadableStreamBYOBReader.prototype, 'read', 'byob.read');
+  wrap(ReadableStreamDefaultReader.prototype, 'read', 'reader.read');
+  wrap(WebTransport.prototype, 'createBidirectionalStream', 'wt.createBidi');
+  wrap(WebTransport.prototype, 'createUnidirectionalStream', 'wt.createUni');
+  wrap(MessagePort.prototype, 'postMessage', 'port.postMessage');
+  wrap(WebSocket.prototype, 'send', 'ws.send');
+}
+async function counted(n, fn) {
+  const before = { ...calls };
+  const r = await fn();
+  const per = {};
+  for (const k of Object.keys(calls)) {
+    const d = calls[k] - (before[k] || 0);
+    if (d) per[k] = Math.round((d / n) * 100) / 100;
+  }
+  return { r, per };
 }
 
 // ------------------------------------------------------------ the run
 async function run(p) {
+  if (p.diag) countCalls();
   const rounds = [];
   const payload = new Uint8Array(62).fill(0x42); // msgpack bin 8: 2 + 62 = 64 bytes
   const wsPayload = new Uint8Array(64).fill(0x42);
   await starlingConnect();
-  await wsConnect();
+  const ws = await wsConnect(WS_URL);
+  const wss = WSS_URL ? await wsConnect(WSS_URL) : null;
   const info = { crossOriginIsolated: self.crossOriginIsolated, nodeId: node.id, userAgent: navigator.userAgent };
   // warm-up of both paths (JIT, streams, congestion windows)
   await starlingAsks(p.warmup, payload);
-  await wsAsks(p.warmup, wsPayload);
+  await wsAsks(ws, p.warmup, wsPayload);
+  if (wss) await wsAsks(wss, p.warmup, wsPayload);
   await starlingBlast(Math.min(p.msgs, 20000));
-  await wsBlast(Math.min(p.wsMsgs, 20000));
+  await wsBlast(ws, Math.min(p.wsMsgs, 20000));
+  if (wss) await wsBlast(wss, Math.min(p.wsMsgs, 20000));
   await starlingPingPong(p.warmup, payload);
+  // Rounds stop early (at least one runs) when the next one would end after
+  // p.budgetMs from the start: the whole run stays bounded on a busy machine.
+  const start = performance.now();
   for (let r = 0; r < p.rounds; r++) {
+    const spent = performance.now() - start;
+    if (r && spent + spent / r > p.budgetMs) break;
     const round = {};
     if (p.rtt) {
       await mark(`r${r} starling_rtt`);
       round.starling_rtt = summary(await starlingAsks(p.asks, payload));
       await mark(`r${r} ws_rtt`);
-      round.ws_rtt = summary(await wsAsks(p.asks, wsPayload));
+      round.ws_rtt = summary(await wsAsks(ws, p.asks, wsPayload));
+      if (wss) {
+        await mark(`r${r} wss_rtt`);
+        round.wss_rtt = summary(await wsAsks(wss, p.asks, wsPayload));
+      }
       await mark(`r${r} starling_pingpong`);
       round.starling_pingpong = summary(await starlingPingPong(p.asks, payload));
     }
@@ -293,14 +353,25 @@ async function run(p) {
       const s = await starlingBlast(p.msgs);
       round.starling_tp = { msgs_per_s: s.count / (s.ms / 1000), ms: s.ms, count: s.count };
       await mark(`r${r} ws_tp`);
-      const w = await wsBlast(p.wsMsgs);
+      const w = await wsBlast(ws, p.wsMsgs);
       round.ws_tp = { msgs_per_s: w.count / (w.ms / 1000), ms: w.ms, count: w.count };
+      if (wss) {
+        await mark(`r${r} wss_tp`);
+        const x = await wsBlast(wss, p.wsMsgs);
+        round.wss_tp = { msgs_per_s: x.count / (x.ms / 1000), ms: x.ms, count: x.count };
+      }
     }
     await mark(`r${r} end`);
     rounds.push(round);
   }
   if (p.diag) {
     const d = (info.diag = {});
+    d.macrotask_hop = summary(await macrotaskHops(p.asks));
+    const n = Math.min(p.asks, 2000);
+    d.calls_per_ask = (await counted(n, () => starlingAsks(n, payload))).per;
+    d.calls_per_pingpong = (await counted(n, () => starlingPingPong(n, payload))).per;
+    d.calls_per_ws_rtt = (await counted(n, () => wsAsks(ws, n, wsPayload))).per;
+    d.calls_per_blast_msg = (await counted(p.msgs, () => starlingBlast(p.msgs))).per;
     if (p.wtUrl) {
       await mark('diag raw_wt_one_stream');
       const a = await rawWT(p.wtUrl, p.asks, false);
@@ -313,7 +384,7 @@ async function run(p) {
     const pa = await profiled(() => starlingAsks(p.asks, payload));
     d.starling_rtt_profiled = summary(pa.result);
     d.profile_asks = pa.profile;
-    const pw = await profiled(() => wsAsks(p.asks, wsPayload));
+    const pw = await profiled(() => wsAsks(ws, p.asks, wsPayload));
     d.profile_ws = pw.profile;
     await mark('diag profiled blast');
     const pb = await profiled(() => starlingBlast(p.msgs));
@@ -322,7 +393,8 @@ async function run(p) {
     await mark('diag end');
   }
   info.stats = node.stats();
-  ws.close();
+  ws.sock.close();
+  if (wss) wss.sock.close();
   await node.shutdown();
   return { rounds, info };
 }
