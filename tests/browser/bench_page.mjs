@@ -137,7 +137,8 @@ function starlingPingPong(n, payload) {
 // -------------------------------------------------- raw WebTransport (diag)
 // Against tests/wt_echo_server (echoes every bidi stream): what the browser's
 // WebTransport itself costs, without Starling. perStream: a new stream per
-// round trip (as a Starling ask does), else one stream for all.
+// round trip (as a Starling ask does), 'pre': the same with each stream
+// created one round trip ahead, else one stream for all.
 async function rawWT(url, n, perStream) {
   const wt = new WebTransport(url, { serverCertificateHashes: [{ algorithm: 'sha-256', value: hexBytes(HASH) }] });
   await wt.ready;
@@ -145,10 +146,16 @@ async function rawWT(url, n, perStream) {
   const open = new Float64Array(n); // createBidirectionalStream resolved
   const first = new Float64Array(n); // the echo's bytes arrived
   const data = new Uint8Array(64).fill(0x42);
-  let st = null, w = null, r = null;
+  let st = null, w = null, r = null, next = null;
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
-    if (perStream || !st) {
+    if (perStream === 'pre') {
+      // the stream was made during the previous round trip (a pool of one)
+      st = await (next || wt.createBidirectionalStream());
+      next = wt.createBidirectionalStream();
+      w = st.writable.getWriter();
+      r = st.readable.getReader();
+    } else if (perStream || !st) {
       st = await wt.createBidirectionalStream();
       w = st.writable.getWriter();
       r = st.readable.getReader();
@@ -282,10 +289,14 @@ function wsBlast(c, n) {
 
 // --diag: count the browser API calls the runtime makes (wrapped prototypes).
 const calls = {};
+const unwraps = [];
 function countCalls() {
   const wrap = (proto, name, label) => {
     const f = proto && proto[name];
     if (typeof f !== 'function') return;
+    unwraps.push(() => {
+      proto[name] = f;
+    });
     proto[name] = function (...a) {
       calls[label] = (calls[label] || 0) + 1;
       return f.apply(this, a);
@@ -372,6 +383,7 @@ async function run(p) {
     d.calls_per_pingpong = (await counted(n, () => starlingPingPong(n, payload))).per;
     d.calls_per_ws_rtt = (await counted(n, () => wsAsks(ws, n, wsPayload))).per;
     d.calls_per_blast_msg = (await counted(p.msgs, () => starlingBlast(p.msgs))).per;
+    for (const u of unwraps) u(); // the profiles below see the real callers
     if (p.wtUrl) {
       await mark('diag raw_wt_one_stream');
       const a = await rawWT(p.wtUrl, p.asks, false);
@@ -379,6 +391,9 @@ async function run(p) {
       await mark('diag raw_wt_stream_per_rtt');
       const b = await rawWT(p.wtUrl, p.asks, true);
       d.raw_wt_stream_per_rtt = { ...summary(b.times), open: b.open, echo: b.first };
+      await mark('diag raw_wt_prestream_per_rtt');
+      const c = await rawWT(p.wtUrl, p.asks, 'pre');
+      d.raw_wt_prestream_per_rtt = { ...summary(c.times), open: c.open, echo: c.first };
     }
     await mark('diag profiled asks');
     const pa = await profiled(() => starlingAsks(p.asks, payload));
