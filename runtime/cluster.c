@@ -139,6 +139,8 @@ typedef struct lane {
     uint8_t *big;                        /* the block's bytes: the frame (envelope) */
     size_t big_len, big_have;            /* frame length; bytes of it received */
     int big_err;                         /* its head was refused: skip it, then fail */
+    size_t big_counted;                  /* its bytes in the link's big_bytes */
+    bool big_ok;                         /* its head was judged valid */
     uint8_t head[SL__ENVELOPE_HEAD_MAX]; /* its first bytes, before the block */
     struct lane *bnext;                  /* paused lanes of one receiver, oldest first */
     struct lane *prev, *next;            /* all lanes of the connection */
@@ -156,6 +158,8 @@ struct plink {
     sl__map lanes_out; /* (receiver local id << 3 | prio) -> lane */
     lane *lanes;
     struct dial *dial;
+    size_t big_bytes; /* message blocks of big frames being received on this link */
+    lane budget;      /* head of the lanes waiting for big_bytes to go down */
 };
 
 /* A peer address we keep connected: sl_node_connect(). */
@@ -196,6 +200,7 @@ struct sl__cluster {
     size_t spare_cap;
     uint64_t spare_ns; /* when it was last put back */
     size_t max_message;
+    size_t big_budget; /* per link: big frames being received at once (2 messages) */
     size_t max_buffer; /* the transport's per-stream bound */
     sl_limits lim;
     uint64_t now_ns;
@@ -318,17 +323,24 @@ static lane *lane_new(plink *l, sl_stream *s, uint8_t role, uint8_t prio)
 }
 
 static void unpause(sl__cluster *k, lane *ln);
+static int fw_pause(sl__cluster *k, lane *in, lane *on);
+static void budget_resume(sl__cluster *k, plink *l);
 static void pipe_cut(sl__cluster *k, lane *ln, uint64_t code);
 static void fw_resume(sl__cluster *k, lane *on);
 
 /* Forget the big frame being received, freeing its block. */
 static void big_drop(sl__cluster *k, lane *ln)
 {
+    if (ln->big_counted) {
+        ln->l->big_bytes -= ln->big_counted;
+        ln->big_counted = 0;
+    }
     sl__core_block_free(k->core, ln->blk);
     ln->blk = NULL;
     ln->big = NULL;
     ln->big_len = ln->big_have = 0;
     ln->big_err = 0;
+    ln->big_ok = false;
 }
 
 /* Forget a lane (its stream closed, or its connection went). */
@@ -1144,12 +1156,23 @@ static int big_feed(sl__cluster *k, lane *ln, const uint8_t *data, size_t len, s
             return SL_OK;
         sl_envelope e;
         size_t off;
-        ln->big_err = sl__envelope_decode_head(ln->head, ln->big_have, ln->big_len, k->node,
-                                               ln->l->node, &k->lim, &e, &off);
+        if (!ln->big_ok)
+            ln->big_err = sl__envelope_decode_head(ln->head, ln->big_have, ln->big_len, k->node,
+                                                   ln->l->node, &k->lim, &e, &off);
+        ln->big_ok = !ln->big_err;
         if (!ln->big_err) {
+            /* The link's frames in progress share a budget: over it, this
+             * lane waits (unconsumed, so its peer stops) until one is done. */
+            plink *l = ln->l;
+            if (l->big_bytes && l->big_bytes + ln->big_len > k->big_budget) {
+                *used = h;
+                return SL_ERR_AGAIN;
+            }
             ln->blk = sl__core_block_new(k->core, ln->big_len, &ln->big);
             if (!ln->blk)
                 return SL_ERR_NOMEM;
+            l->big_bytes += ln->big_len;
+            ln->big_counted = ln->big_len;
             memcpy(ln->big, ln->head, ln->big_have);
         }
     }
@@ -1197,6 +1220,14 @@ static int feed(sl__cluster *k, lane *ln, const uint8_t *data, size_t len)
         if (ln->big_len) {
             int rc = big_feed(k, ln, data + off, len - off, &used);
             off += used;
+            if (rc == SL_ERR_AGAIN) {
+                k->st.lanes_paused_budget++;
+                if (hold(k, ln, data + off, len - off)) {
+                    lane_fail(k, ln, "no memory to hold a paused lane", SL_ERR_NOMEM);
+                    return FR_DEAD;
+                }
+                return fw_pause(k, ln, &ln->l->budget);
+            }
             if (rc != SL_OK) {
                 lane_fail(k, ln, "bad frame, stream closed", rc);
                 return FR_DEAD;
@@ -1300,6 +1331,14 @@ static void fw_resume(sl__cluster *k, lane *on)
         if (in->closed && !in->blocked)
             lane_free(k, in);
     }
+}
+
+/* Lanes waiting for the link's big-frame budget try again once it went down. */
+static void budget_resume(sl__cluster *k, plink *l)
+{
+    lane *w = l->budget.fw_head;
+    if (w && (!l->big_bytes || l->big_bytes + w->big_len <= k->big_budget))
+        fw_resume(k, &l->budget);
 }
 
 /* One half of a relayed ask ended without the answer: end the other half
@@ -1986,14 +2025,16 @@ static void on_stream_data(sl_stream *s, const uint8_t *data, size_t len, bool f
     }
     const uint8_t *p = data;
     size_t n = len;
+    plink *l = ln->l;
     if (preamble(k, ln, &p, &n) == SL_OK)
         (void)feed(k, ln, p, n);
     if (ln->dead) {
         ln->consumed = ln->recv_total;
         sl_stream_consume(s, len);
-        return;
+    } else {
+        settle(ln);
     }
-    settle(ln);
+    budget_resume(k, l); /* a big frame done here may make room for others */
     (void)fin;
 }
 
@@ -2162,6 +2203,7 @@ void sl__cluster_tick(sl__cluster *k, uint64_t now_ns)
         plink *l = k->peers.slots[i].key ? k->peers.slots[i].val : NULL;
         if (!l)
             continue;
+        budget_resume(k, l);
         for (lane *ln = l->lanes; ln; ln = ln->next) {
             if (ln->role != R_LANE_OUT || !ln->key || ln->pend || now_ns - ln->used_ns < idle)
                 continue;
@@ -2229,6 +2271,7 @@ int sl__cluster_new(const sl_transport_settings *ts, const sl__cluster_settings 
     k->mem = *mem;
     k->core = core;
     k->max_message = max_message;
+    k->big_budget = 2 * (max_message + SL_ENVELOPE_MAX_OVERHEAD);
     if (cs)
         k->set = *cs;
     else

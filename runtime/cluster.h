@@ -38,6 +38,7 @@ typedef struct sl__cluster_stats {
     uint64_t forwarded;         /* envelopes relayed between a browser node and a node */
     uint64_t fwd_failed;        /* envelopes that could not be relayed (no route, no memory) */
     uint64_t forbidden;         /* envelopes from browser nodes to what was not exposed */
+    uint64_t lanes_paused_budget; /* big frames that waited for their link's reassembly budget */
 } sl__cluster_stats;
 
 void sl__cluster_settings_default(sl__cluster_settings *s);

@@ -158,8 +158,10 @@ typedef struct tprobe {
     int counted; /* T_COUNT deliveries */
     int bad;     /* T_BAD deliveries (must stay 0) */
     int asks, asks_silent, cancels;
-    size_t huge_len; /* payload length of the last T_HUGE */
-    uint32_t huge_sum; /* and a checksum of its bytes */
+    size_t huge_len;      /* payload length of the last T_HUGE */
+    uint32_t huge_sum;    /* and a checksum of its bytes */
+    int huge_n, huge_bad; /* T_HUGE deliveries, and those whose checksum was not huge_want */
+    uint32_t huge_want;
     int bombs;
     int bomb_rc[8]; /* sl_unpack() of each T_BOMB payload */
     size_t bomb_len[8];
@@ -217,6 +219,8 @@ static int srv_msg(sl_actor *self, const sl_msg *m)
         p->huge_sum = 0;
         for (size_t i = 0; i < m->len; i++)
             p->huge_sum = p->huge_sum * 31 + m->data[i];
+        p->huge_n++;
+        p->huge_bad += p->huge_want && p->huge_sum != p->huge_want;
         break;
     case T_ASK_SILENT:
         p->asks_silent++;
@@ -1555,6 +1559,57 @@ static void test_big_frames(void **state)
     bp_down(w);
 }
 
+/* 16. Big frames in progress on one connection share a budget of two
+ *     messages: a third waits unconsumed (its peer is flow-controlled),
+ *     nothing is closed, the node serves others meanwhile, and every frame
+ *     goes through as the ones before it complete. Before the budget, every
+ *     lane got a block of the announced size at once. */
+static int huge_target;
+static bool huge_all(qh_harness *h, void *arg)
+{
+    (void)h;
+    return ((bp *)arg)->srv.huge_n >= huge_target;
+}
+
+static void test_big_budget(void **state)
+{
+    bp_cfg cfg = {.max_message = BIG15 + 1024};
+    bp *w = bp_up(&cfg);
+    good_round(w, 10);
+    qh_run(w->h, NULL, NULL, 50);
+    size_t base = t_held(w);
+    uint8_t *pay = qh_pattern(BIG15, 16);
+    w->srv.huge_want = sum_of(pay, BIG15);
+    sl_envelope e = env(h_actor(w), w->srv_id, SL_KIND_SEND, T_HUGE, pay, BIG15);
+    size_t n;
+    uint8_t *f = h_frame(w, &e, &n);
+    enum { NB = 5 };
+    qh_stream *s[NB];
+    for (int i = 0; i < NB; i++) {
+        s[i] = h_uni(w, 0x01);
+        h_write(s[i], f, n / 2);
+    }
+    held_above = base + 2 * BIG15;
+    assert_true(qh_run(w->h, t_holds, w, WAIT_MS)); /* two blocks */
+    qh_run(w->h, NULL, NULL, 300);
+    assert_true(t_held(w) < base + 3 * BIG15); /* never a third */
+    assert_true(t_stats(w).lanes_paused_budget >= NB - 2);
+    for (int i = 0; i < NB; i++)
+        expect_open(w, s[i]);
+    good_round(w, 10);
+    for (int i = 0; i < NB; i++)
+        h_write(s[i], f + n / 2, n - n / 2);
+    huge_target = NB;
+    assert_true(qh_run(w->h, huge_all, w, 3 * WAIT_MS));
+    assert_int_equal(w->srv.huge_n, NB);
+    assert_int_equal(w->srv.huge_bad, 0);
+    assert_int_equal(w->srv.bad, 0);
+    good_round(w, 10);
+    free(f);
+    free(pay);
+    bp_down(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1573,6 +1628,7 @@ int main(void)
         cmocka_unit_test_teardown(test_bad_answers, qh_teardown),
         cmocka_unit_test_teardown(test_limit_follows_max_message, qh_teardown),
         cmocka_unit_test_teardown(test_big_frames, qh_teardown),
+        cmocka_unit_test_teardown(test_big_budget, qh_teardown),
     };
     return cmocka_run_group_tests_name("cluster_badpeer", tests, NULL, NULL);
 }
