@@ -125,6 +125,7 @@ typedef struct lane {
     uint32_t nwait, wcap;
     /* forwarding (gateway) */
     struct lane *pipe;    /* an ask relayed between two links: the other half */
+    struct plink *lpipe;  /* an ask relayed between this stream and lanes of that WT link */
     struct lane *fw_head; /* inbound lanes paused until this one drains */
     struct lane *fw_on;   /* the lane this one waits for ... */
     struct lane *fw_next; /* ... and the next waiting for it */
@@ -185,6 +186,8 @@ struct sl__cluster {
     sl__map asks_in;    /* (asker, ask id) key -> lane */
     sl__map paused;     /* receiver local id -> first paused lane */
     sl__map routes;     /* browser node id -> the link of its gateway (native nodes) */
+    sl__map lasks;      /* ask_key -> WT link: asks that came on a lane, answered on lanes */
+    sl__map relays;     /* ask_key -> the stream half of an ask relayed to or from lanes */
     plink *uplink;      /* a browser node: the link to its gateway, once welcomed */
     bool welcomed_once; /* a browser node: asks for the same id when it reconnects */
     bool gateway;       /* WebTransport sessions are browser nodes we route for */
@@ -267,6 +270,13 @@ static plink *link_for(const sl__cluster *k, uint64_t node)
     return l;
 }
 
+/* A WebTransport session (either end). Asks on it travel on lanes: in
+ * Chromium a new stream costs ~1 ms, a lane message ~0.1 ms. */
+static bool wt_link(const plink *l)
+{
+    return l->kind != LK_NODE;
+}
+
 static bool is_exposed(const sl__cluster *k, sl_id id)
 {
     for (size_t i = 0; i < k->nexpo; i++)
@@ -323,6 +333,8 @@ static lane *lane_new(plink *l, sl_stream *s, uint8_t role, uint8_t prio)
 }
 
 static void unpause(sl__cluster *k, lane *ln);
+static void lpipe_cut(sl__cluster *k, lane *ln, int err);
+static int send_on(sl__cluster *k, plink *l, const sl_msg *m);
 static int fw_pause(sl__cluster *k, lane *in, lane *on);
 static void budget_resume(sl__cluster *k, plink *l);
 static void pipe_cut(sl__cluster *k, lane *ln, uint64_t code);
@@ -358,6 +370,8 @@ static void lane_free(sl__cluster *k, lane *ln)
         unpause(k, ln);
     if (ln->pipe)
         pipe_cut(k, ln, E_CANCELLED);
+    if (ln->lpipe)
+        lpipe_cut(k, ln, SL_ERR_NOCONN);
     if (l->ctl == ln)
         l->ctl = NULL;
     /* Lanes waiting to relay through this one go on: it is out of every
@@ -408,6 +422,7 @@ static void lane_fail(sl__cluster *k, lane *ln, const char *what, int err)
     big_drop(k, ln);
     ask_out_fail(k, ln, err == SL_ERR_NOMEM ? SL_ERR_NOMEM : SL_ERR_PROTO);
     pipe_cut(k, ln, E_PROTOCOL);
+    lpipe_cut(k, ln, SL_ERR_PROTO);
     if (ln->role == R_ASK_IN || ln->role == R_ASK_OUT)
         sl_stream_reset(ln->s, err == SL_ERR_DECODE_TOO_BIG ? E_TOO_BIG : E_PROTOCOL);
     sl_stream_stop_sending(ln->s, err == SL_ERR_DECODE_TOO_BIG ? E_TOO_BIG : E_PROTOCOL);
@@ -704,10 +719,17 @@ static int send_ask(sl__cluster *k, plink *l, const sl_msg *m, const uint8_t *f,
 }
 
 /* An answer (REPLY, CHUNK, END, FAIL) to an ask from the peer. */
-static int send_answer(sl__cluster *k, const sl_msg *m, const uint8_t *f, size_t n)
+static int send_answer(sl__cluster *k, plink *l, const sl_msg *m, const uint8_t *f, size_t n)
 {
     uint64_t key = ask_key(m->to, m->corr);
     lane *ln = sl__map_get(&k->asks_in, key);
+    if (!ln && sl__map_get(&k->lasks, key) == l) {
+        /* The ask came on a lane of this WebTransport link: so does the answer. */
+        int rc = send_lane(k, l, m, f, n);
+        if (rc == SL_OK && m->kind != SL_KIND_CHUNK)
+            sl__map_del(&k->lasks, key);
+        return rc == SL_ERR_NOCONN ? SL_ERR_CANCELLED : rc;
+    }
     if (!ln || !sl_id_eq(ln->asker, m->to) || ln->corr != m->corr)
         return SL_ERR_CANCELLED; /* cancelled (stream reset) or already answered */
     int rc = lane_write(k, ln, f, n, m->from);
@@ -781,13 +803,13 @@ static int send_on(sl__cluster *k, plink *l, const sl_msg *m)
         rc = send_lane(k, l, m, f, n);
         break;
     case SL_KIND_ASK:
-        rc = send_ask(k, l, m, f, n);
+        rc = wt_link(l) ? send_lane(k, l, m, f, n) : send_ask(k, l, m, f, n);
         break;
     case SL_KIND_REPLY:
     case SL_KIND_CHUNK:
     case SL_KIND_END:
     case SL_KIND_FAIL:
-        rc = send_answer(k, m, f, n);
+        rc = send_answer(k, l, m, f, n);
         break;
     default: /* signals: the control stream */
         rc = l->ctl ? lane_write(k, l->ctl, f, n, m->from) : SL_ERR_NOCONN;
@@ -808,7 +830,7 @@ int sl__cluster_send(sl__cluster *k, const sl_msg *m)
     if (!l)
         return SL_ERR_NOCONN;
     if (m->kind == SL_KIND_CANCEL)
-        return cancel_ask(k, m->corr);
+        return wt_link(l) ? send_on(k, l, m) : cancel_ask(k, m->corr);
     if (l->kind == LK_GATEWAY) {
         int rc = browser_may(k, m->kind, m->to);
         if (rc)
@@ -898,6 +920,7 @@ static int pause_for(sl__cluster *k, lane *ln);
 static int node_msg(sl__cluster *k, lane *ln, const sl_envelope *e);
 static int forbidden(sl__cluster *k, lane *ln, const sl_envelope *e);
 static int forward(sl__cluster *k, lane *in, const sl_envelope *e, const sl_msg *m);
+static int lane_answer(sl__cluster *k, plink *l, const sl_msg *m);
 
 /* One frame from a stream or datagram. Returns FR_OK, FR_PAUSE (mailbox
  * full: keep this frame), FR_DEAD (stream closed for an error). With `blk`
@@ -932,12 +955,27 @@ static int on_frame(sl__cluster *k, lane *ln, const uint8_t *frame, size_t len,
             lane_fail(k, ln, "data on the control stream", SL_ERR_PROTO);
             return FR_DEAD;
         }
+        if (e.kind == SL_KIND_CANCEL && !fwd &&
+            sl__map_get(&k->lasks, ask_key(e.from, e.corr)) == l)
+            sl__map_del(&k->lasks, ask_key(e.from, e.corr)); /* a lane ask, cancelled */
         how = 0;
         break;
     case R_LANE_IN:
-        if (e.kind != SL_KIND_SEND || (ln->bound && !sl_id_eq(e.to, ln->to))) {
+        /* On a WebTransport link asks and their answers travel on lanes too. */
+        if ((e.kind != SL_KIND_SEND &&
+             !(wt_link(l) &&
+               (e.kind == SL_KIND_ASK || (e.kind >= SL_KIND_REPLY && e.kind <= SL_KIND_FAIL)))) ||
+            (ln->bound && !sl_id_eq(e.to, ln->to))) {
             lane_fail(k, ln, "lane carries one receiver's messages only", SL_ERR_PROTO);
             return FR_DEAD;
+        }
+        if (e.kind == SL_KIND_ASK && !fwd) {
+            uint64_t key = ask_key(e.from, e.corr);
+            plink *had = sl__map_get(&k->lasks, key);
+            if ((had && had != l) || (!had && sl__map_put(&k->lasks, key, l) != SL_OK)) {
+                lane_fail(k, ln, "duplicate ask", had ? SL_ERR_PROTO : SL_ERR_NOMEM);
+                return FR_DEAD;
+            }
         }
         if (!ln->bound) /* the class is not on the wire: its credit follows it */
             sl_stream_set_prio(ln->s, e.prio);
@@ -1015,8 +1053,21 @@ static int on_frame(sl__cluster *k, lane *ln, const uint8_t *frame, size_t len,
         }
         break;
     default:
-        if (rc && rc != SL_ERR_NOACTOR && rc != SL_ERR_CANCELLED)
+        if (rc && e.kind == SL_KIND_ASK && ln->role == R_LANE_IN) {
+            /* A lane ask the core refused: the asker must not wait. */
+            sl__map_del(&k->lasks, ask_key(e.from, e.corr));
+            sl_msg fm;
+            memset(&fm, 0, sizeof fm);
+            fm.from = e.to;
+            fm.to = e.from;
+            fm.kind = SL_KIND_FAIL;
+            fm.prio = e.prio;
+            fm.corr = e.corr;
+            fm.status = rc;
+            (void)lane_answer(k, l, &fm);
+        } else if (rc && rc != SL_ERR_NOACTOR && rc != SL_ERR_CANCELLED) {
             say(k, l, "message not delivered", rc);
+        }
         break;
     }
     return FR_OK;
@@ -1358,6 +1409,88 @@ static void pipe_cut(sl__cluster *k, lane *ln, uint64_t code)
     k->st.asks_cancelled++;
 }
 
+/* An envelope for the lanes of link `l` (an answer to an ask that came on
+ * lanes), encoded for it. */
+static int lane_answer(sl__cluster *k, plink *l, const sl_msg *m)
+{
+    const uint8_t *f;
+    size_t n;
+    int rc = encode(k, l, m, true, &f, &n);
+    if (rc == SL_OK)
+        rc = send_lane(k, l, m, f, n);
+    if (k->out) {
+        big_put(k, k->out, k->out_cap);
+        k->out = NULL;
+    }
+    return rc;
+}
+
+/* The stream half of an ask relayed to or from the lanes of a WebTransport
+ * link ended without its answer: a browser asker hears FAIL(err) on its
+ * lane, a browser replier CANCEL on its control stream. */
+static void lpipe_cut(sl__cluster *k, lane *ln, int err)
+{
+    plink *w = ln->lpipe;
+    if (!w)
+        return;
+    ln->lpipe = NULL;
+    uint64_t key = ask_key(ln->asker, ln->corr);
+    if (sl__map_get(&k->relays, key) == ln)
+        sl__map_del(&k->relays, key);
+    sl_msg m;
+    memset(&m, 0, sizeof m);
+    m.corr = ln->corr;
+    m.prio = ln->prio;
+    if (ln->role == R_ASK_OUT) {
+        m.from = ln->to;
+        m.to = ln->asker;
+        m.kind = SL_KIND_FAIL;
+        m.status = err;
+        (void)lane_answer(k, w, &m);
+    } else {
+        m.from = ln->asker;
+        m.to = ln->to;
+        m.kind = SL_KIND_CANCEL;
+        (void)send_on(k, w, &m);
+    }
+    k->st.asks_cancelled++;
+}
+
+/* A WebTransport link goes: the relayed asks' stream halves end (a node's
+ * replier is cancelled, a node's asker fails now), its lane asks are forgotten. */
+static void wt_unlink(sl__cluster *k, const plink *l)
+{
+    for (size_t i = 0; i < k->relays.cap; i++) {
+        lane *x = k->relays.slots[i].key ? k->relays.slots[i].val : NULL;
+        if (!x || x->lpipe != l)
+            continue;
+        sl__map_del(&k->relays, k->relays.slots[i].key);
+        i--; /* backward-shift deletion may have moved an entry into slot i */
+        x->lpipe = NULL;
+        if (!x->s || x->dead)
+            continue;
+        x->dead = true;
+        if (x->role == R_ASK_OUT) {
+            sl_stream_reset(x->s, E_CANCELLED);
+            sl_stream_stop_sending(x->s, E_CANCELLED);
+        } else {
+            sl_envelope e;
+            memset(&e, 0, sizeof e);
+            e.to = x->to;
+            e.from = x->asker;
+            e.prio = x->prio;
+            e.corr = x->corr;
+            answer_fail(k, x, &e, SL_ERR_NOCONN);
+        }
+    }
+    for (size_t i = 0; i < k->lasks.cap; i++) {
+        if (!k->lasks.slots[i].key || k->lasks.slots[i].val != l)
+            continue;
+        sl__map_del(&k->lasks, k->lasks.slots[i].key);
+        i--;
+    }
+}
+
 /* A browser node addressed what it may not: an ask is answered
  * FAIL(SL_ERR_FORBIDDEN), a signal dropped, a lane closed. */
 static int forbidden(sl__cluster *k, lane *ln, const sl_envelope *e)
@@ -1385,14 +1518,38 @@ static int forbidden(sl__cluster *k, lane *ln, const sl_envelope *e)
  * goes on is full: `in` waits for it) or FR_DEAD. */
 static int forward(sl__cluster *k, lane *in, const sl_envelope *e, const sl_msg *m)
 {
-    plink *out = in->role == R_ASK_OUT ? (in->pipe ? in->pipe->l : NULL) : link_for(k, e->to.node);
+    plink *out = in->role != R_ASK_OUT ? link_for(k, e->to.node)
+                 : in->pipe            ? in->pipe->l
+                                       : in->lpipe;
     if (out == in->l || (out && !out->current))
         out = NULL;
+    bool answer = e->kind >= SL_KIND_REPLY && e->kind <= SL_KIND_FAIL;
+    uint64_t rkey = 0; /* an ask relayed between a stream and lanes */
     lane *via = NULL;
     int rc = SL_OK;
+    if (in->role == R_CTL_IN && e->kind == SL_KIND_CANCEL) {
+        /* A WebTransport peer cancels an ask we relayed onto a stream: the
+         * stream's reset is the cancel for the replier's node. */
+        lane *o = sl__map_get(&k->relays, ask_key(e->from, e->corr));
+        if (o && o->role == R_ASK_OUT && o->lpipe == in->l) {
+            sl__map_del(&k->relays, ask_key(e->from, e->corr));
+            o->lpipe = NULL;
+            o->dead = true;
+            sl_stream_reset(o->s, E_CANCELLED);
+            sl_stream_stop_sending(o->s, E_CANCELLED);
+            k->st.asks_cancelled++;
+            return FR_OK;
+        }
+    }
     if (out) {
         switch (in->role) {
         case R_ASK_IN:
+            if (wt_link(out)) { /* to a browser node: the ask goes on a lane */
+                rkey = ask_key(e->from, e->corr);
+                rc = sl__map_get(&k->relays, rkey) ? SL_ERR_PROTO
+                                                   : lane_out(k, out, e->to, e->prio, &via);
+                break;
+            }
             if (!in->pipe) {
                 rc = open_stream(out, true, e->prio, R_ASK_OUT, &in->pipe);
                 if (rc)
@@ -1405,10 +1562,30 @@ static int forward(sl__cluster *k, lane *in, const sl_envelope *e, const sl_msg 
             via = in->pipe;
             break;
         case R_ASK_OUT:
-            via = in->pipe;
+            if (in->pipe)
+                via = in->pipe;
+            else /* a node answers a browser's ask: on the lane to the asker */
+                rc = lane_out(k, out, e->to, e->prio, &via);
             break;
         case R_LANE_IN:
-            rc = lane_out(k, out, e->to, e->prio, &via);
+            if (wt_link(out)) { /* lane to lane, asks and answers alike */
+                rc = lane_out(k, out, e->to, e->prio, &via);
+            } else if (e->kind == SL_KIND_ASK) { /* onto a stream of its own */
+                rkey = ask_key(e->from, e->corr);
+                if (sl__map_get(&k->relays, rkey))
+                    rc = SL_ERR_PROTO;
+                else if ((rc = open_stream(out, true, e->prio, R_ASK_OUT, &via)) == SL_OK) {
+                    via->to = e->to;
+                    via->asker = e->from;
+                    via->corr = e->corr;
+                }
+            } else if (answer) { /* back onto the asking node's stream */
+                via = sl__map_get(&k->relays, ask_key(e->to, e->corr));
+                if (!via || via->role != R_ASK_IN || via->lpipe != in->l)
+                    return FR_OK; /* cancelled or answered: a late answer is dropped */
+            } else {
+                rc = lane_out(k, out, e->to, e->prio, &via);
+            }
             break;
         default:
             via = out->ctl;
@@ -1429,6 +1606,23 @@ static int forward(sl__cluster *k, lane *in, const sl_envelope *e, const sl_msg 
             return fw_pause(k, in, via);
     } else if (rc == SL_OK) {
         rc = SL_ERR_NOCONN;
+    }
+    if (rc && rkey && in->role == R_LANE_IN) { /* the browser's ask found no way */
+        k->st.fwd_failed++;
+        sl_msg fm;
+        memset(&fm, 0, sizeof fm);
+        fm.from = e->to;
+        fm.to = e->from;
+        fm.kind = SL_KIND_FAIL;
+        fm.prio = e->prio;
+        fm.corr = e->corr;
+        fm.status = rc == SL_ERR_NOMEM ? SL_ERR_NOMEM : SL_ERR_NOCONN;
+        if (via && via->role == R_ASK_OUT) {
+            via->dead = true;
+            sl_stream_reset(via->s, E_CANCELLED);
+        }
+        (void)lane_answer(k, in->l, &fm);
+        return FR_OK;
     }
     if (rc) {
         k->st.fwd_failed++;
@@ -1459,9 +1653,26 @@ static int forward(sl__cluster *k, lane *in, const sl_envelope *e, const sl_msg 
         }
     }
     k->st.forwarded++;
+    if (rkey) { /* a relayed ask between a stream and lanes: remember its stream half */
+        lane *half = in->role == R_ASK_IN ? in : via;
+        if (sl__map_put(&k->relays, rkey, half) == SL_OK)
+            half->lpipe = in->role == R_ASK_IN ? out : in->l;
+    }
+    if (answer && e->kind != SL_KIND_CHUNK && (in->lpipe || (via && via->lpipe))) {
+        /* The answer went through: the stream half ends normally. */
+        lane *half = in->lpipe ? in : via;
+        uint64_t key = ask_key(half->asker, half->corr);
+        if (sl__map_get(&k->relays, key) == half)
+            sl__map_del(&k->relays, key);
+        half->lpipe = NULL;
+        if (half->pend)
+            half->fin_after = true;
+        else
+            sl_stream_finish(half->s);
+    }
     if (in->role == R_ASK_IN) {
         in->bound = true;
-    } else if (in->role == R_ASK_OUT && e->kind != SL_KIND_CHUNK) {
+    } else if (in->role == R_ASK_OUT && in->pipe && e->kind != SL_KIND_CHUNK) {
         /* The answer went through: both halves end normally. */
         lane *p = in->pipe;
         in->pipe = p->pipe = NULL;
@@ -1762,6 +1973,8 @@ static int preamble(sl__cluster *k, lane *ln, const uint8_t **data, size_t *len)
 
 static void link_free(sl__cluster *k, plink *l)
 {
+    if (wt_link(l))
+        wt_unlink(k, l);
     while (l->lanes)
         lane_free(k, l->lanes);
     sl__map_fini(&l->lanes_out);
@@ -2069,6 +2282,8 @@ static void on_stream_reset(sl_stream *s, uint64_t code, void *ud)
         return;
     if (ln->pipe) /* a relayed ask: the other half ends the same way */
         pipe_cut(k, ln, code);
+    if (ln->lpipe)
+        lpipe_cut(k, ln, code == E_NOMEM ? SL_ERR_NOMEM : SL_ERR_NOCONN);
     if (ln->role == R_ASK_IN && ln->key && ln->blocked) {
         /* Never reached the replier: just forget it. */
         sl__map_del(&k->asks_in, ln->key);
@@ -2120,6 +2335,8 @@ static void on_stream_closed(sl_stream *s, void *ud)
     }
     if (ln->pipe) /* a relayed ask closed before its answer went through */
         pipe_cut(k, ln, E_CANCELLED);
+    if (ln->lpipe)
+        lpipe_cut(k, ln, SL_ERR_NOCONN);
     sl_msg m;
     memset(&m, 0, sizeof m);
     m.prio = ln->prio; /* the ask's class, as sl__core_node_down() uses */
@@ -2294,6 +2511,8 @@ int sl__cluster_new(const sl_transport_settings *ts, const sl__cluster_settings 
     sl__map_init(&k->asks_in, &k->mem);
     sl__map_init(&k->paused, &k->mem);
     sl__map_init(&k->routes, &k->mem);
+    sl__map_init(&k->lasks, &k->mem);
+    sl__map_init(&k->relays, &k->mem);
     k->gateway = ts->webtransport != NULL && !k->set.browser;
     sl_transport_settings s = *ts;
     s.ud = k;
@@ -2321,6 +2540,8 @@ int sl__cluster_new(const sl_transport_settings *ts, const sl__cluster_settings 
         sl__map_fini(&k->asks_in);
         sl__map_fini(&k->paused);
         sl__map_fini(&k->routes);
+        sl__map_fini(&k->lasks);
+        sl__map_fini(&k->relays);
         mem->free(k, mem->ud);
         return rc;
     }
@@ -2410,6 +2631,8 @@ void sl__cluster_del(sl__cluster *k)
     sl__map_fini(&k->asks_in);
     sl__map_fini(&k->paused);
     sl__map_fini(&k->routes);
+    sl__map_fini(&k->lasks);
+    sl__map_fini(&k->relays);
     c_free(k, k->expo);
     c_free(k, k->buf);
     c_free(k, k->out);
