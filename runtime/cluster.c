@@ -395,6 +395,27 @@ static void lane_free(sl__cluster *k, lane *ln)
     c_free(k, ln);
 }
 
+/* A message the cluster makes itself (FAIL, CANCEL, DOWN, RESUME): no payload. */
+static sl_msg sys_msg(sl_id from, sl_id to, uint8_t kind, uint8_t prio, uint64_t corr,
+                      int32_t status)
+{
+    sl_msg m;
+    memset(&m, 0, sizeof m);
+    m.from = from;
+    m.to = to;
+    m.kind = kind;
+    m.prio = prio;
+    m.corr = corr;
+    m.status = status;
+    return m;
+}
+
+/* FAIL(err) for the asker of the ask `e`. */
+static sl_msg fail_of(const sl_envelope *e, int err)
+{
+    return sys_msg(e->to, e->from, SL_KIND_FAIL, e->prio, e->corr, err);
+}
+
 /* Our ask's stream ends without its answer: the asker hears FAIL(err) now,
  * not at its deadline (there may be none). */
 static void ask_out_fail(sl__cluster *k, lane *ln, int err)
@@ -403,14 +424,7 @@ static void ask_out_fail(sl__cluster *k, lane *ln, int err)
         return; /* answered or cancelled already */
     sl__map_del(&k->asks_out, ln->key);
     ln->key = 0;
-    sl_msg m;
-    memset(&m, 0, sizeof m);
-    m.from = ln->to;
-    m.to = ln->asker;
-    m.kind = SL_KIND_FAIL;
-    m.prio = SL_PRIO_CRITICAL;
-    m.corr = ln->corr;
-    m.status = err;
+    sl_msg m = sys_msg(ln->to, ln->asker, SL_KIND_FAIL, SL_PRIO_CRITICAL, ln->corr, err);
     (void)sl__core_inject(k->core, &m, 0);
 }
 
@@ -452,12 +466,7 @@ static void notify_waiters(sl__cluster *k, lane *ln)
     uint32_t n = ln->nwait;
     ln->nwait = 0;
     for (uint32_t i = 0; i < n; i++) {
-        sl_msg m;
-        memset(&m, 0, sizeof m);
-        m.from = ln->to;
-        m.to = ln->waiters[i];
-        m.kind = SL_KIND_SEND;
-        m.prio = SL_PRIO_CRITICAL;
+        sl_msg m = sys_msg(ln->to, ln->waiters[i], SL_KIND_SEND, SL_PRIO_CRITICAL, 0, 0);
         m.type = SL_TYPE_RESUME;
         (void)sl__core_inject(k->core, &m, 0);
     }
@@ -545,6 +554,16 @@ static int lane_write(sl__cluster *k, lane *ln, const uint8_t *frame, size_t len
 }
 
 /* --------------------------------------------------------- encoding */
+
+/* After a write: a big frame encode() made that no lane took (refused, or
+ * written whole) goes back to the spare. */
+static void out_release(sl__cluster *k)
+{
+    if (k->out) {
+        big_put(k, k->out, k->out_cap);
+        k->out = NULL;
+    }
+}
 
 /* Encode `m` into k->buf: one frame (varint length + envelope) or, for a
  * datagram, the bare envelope. *out and *len say where it is. One pass: the
@@ -815,10 +834,7 @@ static int send_on(sl__cluster *k, plink *l, const sl_msg *m)
         rc = l->ctl ? lane_write(k, l->ctl, f, n, m->from) : SL_ERR_NOCONN;
         break;
     }
-    if (k->out) { /* a big frame no lane took (refused, or written whole) */
-        big_put(k, k->out, k->out_cap);
-        k->out = NULL;
-    }
+    out_release(k);
     return rc;
 }
 
@@ -897,23 +913,21 @@ static int decode(const sl__cluster *k, const plink *l, const uint8_t *data, siz
     return rc ? rc : check_addr(k, l, e);
 }
 
-static void answer_fail(sl__cluster *k, lane *ln, const sl_envelope *e, int err)
+/* End the ask stream `ln` with the FAIL `f` (or a reset if it cannot be written). */
+static void stream_fail(sl__cluster *k, lane *ln, const sl_msg *f)
 {
-    sl_msg f;
-    memset(&f, 0, sizeof f);
-    f.from = e->to;
-    f.to = e->from;
-    f.kind = SL_KIND_FAIL;
-    f.prio = e->prio;
-    f.corr = e->corr;
-    f.status = err;
     size_t n;
     const uint8_t *fr;
-    if (encode(k, ln->l, &f, true, &fr, &n) == SL_OK &&
-        sl_stream_write(ln->s, fr, n, NULL) == SL_OK)
+    if (encode(k, ln->l, f, true, &fr, &n) == SL_OK && sl_stream_write(ln->s, fr, n, NULL) == SL_OK)
         sl_stream_finish(ln->s);
     else
         sl_stream_reset(ln->s, E_CANCELLED);
+}
+
+static void answer_fail(sl__cluster *k, lane *ln, const sl_envelope *e, int err)
+{
+    sl_msg f = fail_of(e, err);
+    stream_fail(k, ln, &f);
 }
 
 static int pause_for(sl__cluster *k, lane *ln);
@@ -1056,14 +1070,7 @@ static int on_frame(sl__cluster *k, lane *ln, const uint8_t *frame, size_t len,
         if (rc && e.kind == SL_KIND_ASK && ln->role == R_LANE_IN) {
             /* A lane ask the core refused: the asker must not wait. */
             sl__map_del(&k->lasks, ask_key(e.from, e.corr));
-            sl_msg fm;
-            memset(&fm, 0, sizeof fm);
-            fm.from = e.to;
-            fm.to = e.from;
-            fm.kind = SL_KIND_FAIL;
-            fm.prio = e.prio;
-            fm.corr = e.corr;
-            fm.status = rc;
+            sl_msg fm = fail_of(&e, rc);
             (void)lane_answer(k, l, &fm);
         } else if (rc && rc != SL_ERR_NOACTOR && rc != SL_ERR_CANCELLED) {
             say(k, l, "message not delivered", rc);
@@ -1418,10 +1425,7 @@ static int lane_answer(sl__cluster *k, plink *l, const sl_msg *m)
     int rc = encode(k, l, m, true, &f, &n);
     if (rc == SL_OK)
         rc = send_lane(k, l, m, f, n);
-    if (k->out) {
-        big_put(k, k->out, k->out_cap);
-        k->out = NULL;
-    }
+    out_release(k);
     return rc;
 }
 
@@ -1437,20 +1441,11 @@ static void lpipe_cut(sl__cluster *k, lane *ln, int err)
     uint64_t key = ask_key(ln->asker, ln->corr);
     if (sl__map_get(&k->relays, key) == ln)
         sl__map_del(&k->relays, key);
-    sl_msg m;
-    memset(&m, 0, sizeof m);
-    m.corr = ln->corr;
-    m.prio = ln->prio;
     if (ln->role == R_ASK_OUT) {
-        m.from = ln->to;
-        m.to = ln->asker;
-        m.kind = SL_KIND_FAIL;
-        m.status = err;
+        sl_msg m = sys_msg(ln->to, ln->asker, SL_KIND_FAIL, ln->prio, ln->corr, err);
         (void)lane_answer(k, w, &m);
     } else {
-        m.from = ln->asker;
-        m.to = ln->to;
-        m.kind = SL_KIND_CANCEL;
+        sl_msg m = sys_msg(ln->asker, ln->to, SL_KIND_CANCEL, ln->prio, ln->corr, 0);
         (void)send_on(k, w, &m);
     }
     k->st.asks_cancelled++;
@@ -1474,13 +1469,8 @@ static void wt_unlink(sl__cluster *k, const plink *l)
             sl_stream_reset(x->s, E_CANCELLED);
             sl_stream_stop_sending(x->s, E_CANCELLED);
         } else {
-            sl_envelope e;
-            memset(&e, 0, sizeof e);
-            e.to = x->to;
-            e.from = x->asker;
-            e.prio = x->prio;
-            e.corr = x->corr;
-            answer_fail(k, x, &e, SL_ERR_NOCONN);
+            sl_msg f = sys_msg(x->to, x->asker, SL_KIND_FAIL, x->prio, x->corr, SL_ERR_NOCONN);
+            stream_fail(k, x, &f);
         }
     }
     for (size_t i = 0; i < k->lasks.cap; i++) {
@@ -1598,10 +1588,7 @@ static int forward(sl__cluster *k, lane *in, const sl_envelope *e, const sl_msg 
         rc = encode(k, out, m, true, &f, &n);
         if (rc == SL_OK)
             rc = lane_write(k, via, f, n, SL_ID_NONE);
-        if (k->out) { /* a big frame the lane did not take */
-            big_put(k, k->out, k->out_cap);
-            k->out = NULL;
-        }
+        out_release(k);
         if (rc == SL_ERR_AGAIN)
             return fw_pause(k, in, via);
     } else if (rc == SL_OK) {
@@ -1609,14 +1596,7 @@ static int forward(sl__cluster *k, lane *in, const sl_envelope *e, const sl_msg 
     }
     if (rc && rkey && in->role == R_LANE_IN) { /* the browser's ask found no way */
         k->st.fwd_failed++;
-        sl_msg fm;
-        memset(&fm, 0, sizeof fm);
-        fm.from = e->to;
-        fm.to = e->from;
-        fm.kind = SL_KIND_FAIL;
-        fm.prio = e->prio;
-        fm.corr = e->corr;
-        fm.status = rc == SL_ERR_NOMEM ? SL_ERR_NOMEM : SL_ERR_NOCONN;
+        sl_msg fm = fail_of(e, rc == SL_ERR_NOMEM ? SL_ERR_NOMEM : SL_ERR_NOCONN);
         if (via && via->role == R_ASK_OUT) {
             via->dead = true;
             sl_stream_reset(via->s, E_CANCELLED);
@@ -1639,14 +1619,8 @@ static int forward(sl__cluster *k, lane *in, const sl_envelope *e, const sl_msg 
             return FR_DEAD;
         default:
             if (e->kind == SL_KIND_MONITOR) { /* the watcher must not wait forever */
-                sl_msg d;
-                memset(&d, 0, sizeof d);
-                d.from = e->to;
-                d.to = e->from;
-                d.kind = SL_KIND_DOWN;
-                d.prio = SL_PRIO_CRITICAL;
-                d.corr = e->corr;
-                d.status = SL_REASON_NOCONNECTION;
+                sl_msg d = sys_msg(e->to, e->from, SL_KIND_DOWN, SL_PRIO_CRITICAL, e->corr,
+                                   SL_REASON_NOCONNECTION);
                 (void)send_on(k, in->l, &d);
             }
             return FR_OK; /* a dead letter, like an unknown actor's */
@@ -2292,13 +2266,7 @@ static void on_stream_reset(sl_stream *s, uint64_t code, void *ud)
     } else if (ln->role == R_ASK_IN && ln->key) {
         sl__map_del(&k->asks_in, ln->key);
         ln->key = 0;
-        sl_msg m;
-        memset(&m, 0, sizeof m);
-        m.from = ln->asker;
-        m.to = ln->to;
-        m.kind = SL_KIND_CANCEL;
-        m.prio = SL_PRIO_CRITICAL;
-        m.corr = ln->corr;
+        sl_msg m = sys_msg(ln->asker, ln->to, SL_KIND_CANCEL, SL_PRIO_CRITICAL, ln->corr, 0);
         (void)sl__core_inject(k->core, &m, 0);
         sl_stream_reset(s, E_CANCELLED); /* half-sent answer bytes stop too */
         k->st.asks_cancelled++;
@@ -2337,23 +2305,14 @@ static void on_stream_closed(sl_stream *s, void *ud)
         pipe_cut(k, ln, E_CANCELLED);
     if (ln->lpipe)
         lpipe_cut(k, ln, SL_ERR_NOCONN);
-    sl_msg m;
-    memset(&m, 0, sizeof m);
-    m.prio = ln->prio; /* the ask's class, as sl__core_node_down() uses */
+    /* (at the ask's class, as sl__core_node_down() uses) */
     if (ln->role == R_ASK_OUT && ln->key && !ln->dead) {
         /* Closed without an answer: the asker hears it now. */
-        m.from = ln->to;
-        m.to = ln->asker;
-        m.kind = SL_KIND_FAIL;
-        m.corr = ln->corr;
-        m.status = SL_ERR_NOCONN;
+        sl_msg m = sys_msg(ln->to, ln->asker, SL_KIND_FAIL, ln->prio, ln->corr, SL_ERR_NOCONN);
         (void)sl__core_inject(k->core, &m, 0);
     } else if (ln->role == R_ASK_IN && ln->key) {
         /* Gone before we answered: the replier stops working on it. */
-        m.from = ln->asker;
-        m.to = ln->to;
-        m.kind = SL_KIND_CANCEL;
-        m.corr = ln->corr;
+        sl_msg m = sys_msg(ln->asker, ln->to, SL_KIND_CANCEL, ln->prio, ln->corr, 0);
         (void)sl__core_inject(k->core, &m, 0);
     }
     lane_free(k, ln);

@@ -69,27 +69,21 @@ static int stopping;
 
 /* --------------------------------------------------------------- payloads */
 
-/* A msgpack value in a static buffer (payloads here are small). */
-static size_t mp_uint(uint8_t *b, uint64_t v)
+/* A msgpack integer into b (cap >= 9). */
+static size_t mp_int(uint8_t *b, int64_t v)
 {
     sl_pack p;
     sl_pack_init(&p, NULL);
-    msgpack_pack_uint64(&p.pk, v);
+    msgpack_pack_int64(&p.pk, v); /* msgpack-c writes non-negative values as uints */
     size_t n = sl_pack_len(&p);
     memcpy(b, sl_pack_data(&p), n);
     sl_pack_fini(&p);
     return n;
 }
 
-static size_t mp_int(uint8_t *b, int64_t v)
+static size_t mp_uint(uint8_t *b, uint64_t v)
 {
-    sl_pack p;
-    sl_pack_init(&p, NULL);
-    msgpack_pack_int64(&p.pk, v);
-    size_t n = sl_pack_len(&p);
-    memcpy(b, sl_pack_data(&p), n);
-    sl_pack_fini(&p);
-    return n;
+    return mp_int(b, (int64_t)v); /* the values here are small */
 }
 
 /* A msgpack bin of n bytes (header + filler) into b (cap >= n + 5). */
@@ -129,8 +123,10 @@ static void print_id(const char *what, const char *name, sl_id id)
 
 static int echo_msg(sl_actor *self, const sl_msg *m)
 {
-    if (m->kind == SL_KIND_ASK)
-        return sl_reply(self, sl_req_of(m), m->type, m->data, m->len) == SL_OK ? 0 : 0;
+    if (m->kind == SL_KIND_ASK) {
+        (void)sl_reply(self, sl_req_of(m), m->type, m->data, m->len);
+        return 0;
+    }
     if (m->kind != SL_KIND_SEND || sl_id_is_none(m->from) || m->type == SL_TYPE_RESUME)
         return 0;
     if (m->flags & SL_MSG_UNRELIABLE)
