@@ -925,8 +925,10 @@ static void on_conn_timer(uv_timer_t *h)
         tx_flush(c->t);
         return;
     }
-    conn_write(c);
-    tx_flush(c->t);
+    /* Written from the prepare handle of this loop iteration, which runs
+     * after the idle handles: an ACK that fell due goes out with the answer
+     * the node's actors are about to write, not alone just before it. */
+    mark_dirty(c);
 }
 
 static void arm_timer(q_conn *c)
@@ -2022,7 +2024,15 @@ static void on_readable(q_transport *t)
         if (n < RX_BATCH)
             break;
     }
-    flush_dirty(t);
+    /* No flush here: the connections just read are dirty and go out from
+     * the prepare handle of the next loop iteration, which libuv runs after
+     * its idle handles, i.e. after the node ran the actors these packets
+     * woke. So an answer leaves in the same packet as the ACK of its
+     * question, rather than a lone ACK now and the answer a moment later
+     * (two packets for the peer to decrypt, one round trip slower in a
+     * browser). Nothing waits: the loop does not block while an idle
+     * handle is active, and without one the prepare phase runs before the
+     * next poll. */
 }
 
 static void on_poll(uv_poll_t *h, int status, int events)
@@ -2053,7 +2063,9 @@ static void update_poll(q_transport *t)
 static void on_prepare(uv_prepare_t *h)
 {
     q_transport *t = h->data;
-    if (t->dirty_head)
+    /* Dirty connections, and packets the endpoint made itself while
+     * reading (Retry, Version Negotiation, stateless reset, close). */
+    if (t->dirty_head || t->tx.sent < t->tx.n)
         flush_dirty(t);
 }
 

@@ -142,6 +142,7 @@ struct wt_session {
     bool open;          /* accepted and not ended */
     bool capsule_sent;  /* we closed it with CLOSE_WEBTRANSPORT_SESSION */
     bool reaping;
+    uint64_t reap_by;   /* ms (uv_now): finish by then even if the capsule is not out */
     wt_session *prev, *next;   /* hc->sessions */
     wt_session *rprev, *rnext; /* w->reap */
     h3_stream *streams;
@@ -309,12 +310,37 @@ static void reap_push(wt_session *ss)
 
 static void session_finish(wt_session *ss);
 
+/* A session we closed with a capsule is finished (its streams reset) only
+ * once the capsule left in a packet of its own flight, or after
+ * CAPSULE_WAIT_MS if it cannot leave (congestion, a dead path): resets in
+ * the same flight made Chromium sometimes report "Connection lost" or
+ * stream errors instead of our close code. */
+#define CAPSULE_WAIT_MS 200
+static bool reap_ready(const wt_session *ss)
+{
+    if (!ss->capsule_sent || !ss->connect || !ss->connect->s)
+        return true;
+    sl_stream_stats st;
+    if (sl_stream_stats_get(ss->connect->s, &st) != SL_OK || st.bytes_sent >= st.bytes_written)
+        return true;
+    return uv_now(ss->w->loop) >= ss->reap_by;
+}
+
+static wt_session *reap_first_ready(sl__wt_server *w)
+{
+    for (wt_session *ss = w->reap_head; ss; ss = ss->rnext)
+        if (reap_ready(ss))
+            return ss;
+    return NULL;
+}
+
 static void on_timer(uv_timer_t *h)
 {
     sl__wt_server *w = h->data;
-    /* Bounded: each pass removes a session or a connection from its list. */
-    while (w->reap_head)
-        session_finish(w->reap_head);
+    /* Bounded: each pass removes a session or a connection from its list
+     * (a callback may end others: the list is read again each time). */
+    for (wt_session *ss; (ss = reap_first_ready(w));)
+        session_finish(ss);
     uint64_t now = uv_now(w->loop);
     while (w->tq_head && w->tq_head->deadline <= now) {
         h3_conn *hc = w->tq_head;
@@ -342,7 +368,9 @@ static void arm(sl__wt_server *w)
     if (!timer_ensure(w))
         return;
     if (w->reap_head) {
-        uv_timer_start(&w->timer, on_timer, 0, 0);
+        /* 1 ms when every one waits for its capsule to leave (it leaves
+         * when the loop flushes, before it polls again). */
+        uv_timer_start(&w->timer, on_timer, reap_first_ready(w) ? 0 : 1, 0);
     } else if (w->tq_head) {
         uint64_t now = uv_now(w->loop);
         uv_timer_start(&w->timer, on_timer,
@@ -550,11 +578,10 @@ static void session_end(wt_session *ss, const sl_close_info *why)
     snprintf(ss->reason, sizeof ss->reason, "%s", why->reason ? why->reason : "");
     ss->why.reason = ss->reason;
     /* When we close with a capsule, the streams are reset when the session
-     * is reaped (a later loop turn), so the capsule leaves first: resets in
-     * the same flight made Chromium sometimes report "Connection lost"
-     * instead of our close code (seen under load). */
+     * is reaped, after the capsule left (reap_ready). */
     if (!ss->capsule_sent)
         reset_streams(ss);
+    ss->reap_by = uv_now(ss->w->loop) + CAPSULE_WAIT_MS;
     reap_push(ss);
 }
 
