@@ -506,8 +506,12 @@ static void heap_push(sl_core *c, sl__ref *r)
     uint64_t old_top = c->heap_len ? c->heap[0]->deadline : UINT64_MAX;
     heap_set(c, c->heap_len++, r);
     heap_up(c, r->heap_idx);
-    if (r->deadline < old_top)
-        wake(c);
+    if (r->deadline < old_top) {
+        if (c->set.deadline && !c->in_run && !c->wake_pending)
+            c->set.deadline(c, c->set.ud); /* only the timer moves: no run needed */
+        else
+            wake(c); /* a run is coming anyway (or the platform wants one) */
+    }
 }
 
 static void heap_remove(sl_core *c, sl__ref *r)

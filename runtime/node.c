@@ -78,6 +78,8 @@ static void on_wake(sl_core *core, void *ud);
 static void close_handles(sl_node *n);
 static void on_async(uv_async_t *h);
 static void on_idle(uv_idle_t *h);
+static void on_deadline(sl_core *core, void *ud);
+static void arm_timer(sl_node *n);
 static void on_timer(uv_timer_t *h);
 
 static int node_remote(sl_core *core, const sl_msg *m, void *ud)
@@ -156,6 +158,7 @@ int sl_node_new(const sl_node_settings *settings, sl_node **out)
     }
     sl_core_settings cs = settings->core;
     cs.wake = on_wake;
+    cs.deadline = on_deadline;
     cs.clock = node_clock;
     cs.ud = n;
     int rc = SL_OK;
@@ -307,6 +310,15 @@ static void run_slice(sl_node *n)
         uv_idle_stop(&n->idle);
         n->idle_active = false;
     }
+    arm_timer(n);
+    maybe_finish_stop(n);
+}
+
+/* Arm the timer for the core's next deadline (or stop it: none). */
+static void arm_timer(sl_node *n)
+{
+    if (uv_is_closing((uv_handle_t *)&n->timer))
+        return;
     uint64_t dl = sl_core_next_deadline(n->core);
     if (dl == UINT64_MAX) {
         uv_timer_stop(&n->timer);
@@ -315,7 +327,13 @@ static void run_slice(sl_node *n)
         uint64_t ms = dl > now ? (dl - now + 999999) / 1000000 : 0;
         uv_timer_start(&n->timer, on_timer, ms, 0);
     }
-    maybe_finish_stop(n);
+}
+
+/* A timer or ask started outside a run moved the next deadline earlier. */
+static void on_deadline(sl_core *core, void *ud)
+{
+    (void)core;
+    arm_timer(ud);
 }
 
 static void on_idle(uv_idle_t *h)

@@ -790,6 +790,87 @@ static void test_wake_and_has_work(void **state)
     slt_env_close(&e);
 }
 
+/* Timers started from outside a run (as a browser's JS does after an
+ * await): with a `deadline` hook the platform is told to re-arm its timer,
+ * and no run is asked for; without one, wake is called as before. */
+static sl_actor *outside_self;
+static int outside_deadlines;
+static uint64_t outside_seen;
+static int capture_self(sl_actor *self, slt_probe *p)
+{
+    (void)p;
+    outside_self = self;
+    return SL_OK;
+}
+static void count_deadline(sl_core *core, void *ud)
+{
+    (void)ud;
+    assert_false(sl_core_has_work(core));
+    outside_deadlines++;
+    outside_seen = sl_core_next_deadline(core);
+}
+
+static void after(sl_id to, uint64_t ms)
+{
+    uint64_t tid = 0;
+    SLT_OK(sl_send_after(outside_self, to, ms, T_PING, SL_PRIO_NORMAL, NULL, 0, &tid));
+}
+
+static void test_deadline_hook_instead_of_wake(void **state)
+{
+    (void)state;
+    for (int hook = 0; hook < 2; hook++) {
+        slt_env e;
+        slt_env_init(&e);
+        if (hook)
+            e.settings.deadline = count_deadline;
+        slt_env_start(&e);
+        slt_probe p;
+        slt_probe_init(&p, &e, "p");
+        p.start_hook = capture_self;
+        sl_id id = slt_spawn(&e, &p, NULL);
+        slt_run(&e);
+        assert_non_null(outside_self);
+        outside_deadlines = 0;
+        uint64_t w0 = e.wakes;
+
+        after(id, 50); /* the first deadline */
+        assert_int_equal(outside_deadlines, hook ? 1 : 0);
+        assert_true(e.wakes == (hook ? w0 : w0 + 1));
+        assert_true(sl_core_next_deadline(e.core) == SLT_T0 + 50 * SLT_MS);
+        if (hook)
+            assert_true(outside_seen == SLT_T0 + 50 * SLT_MS);
+        slt_run(&e); /* the platform without the hook runs the core */
+        w0 = e.wakes;
+
+        after(id, 80); /* later than the armed one: nobody is told */
+        assert_int_equal(outside_deadlines, hook ? 1 : 0);
+        assert_true(e.wakes == w0);
+
+        after(id, 20); /* earlier: told again */
+        assert_int_equal(outside_deadlines, hook ? 2 : 0);
+        assert_true(e.wakes == (hook ? w0 : w0 + 1));
+        if (hook)
+            assert_true(outside_seen == SLT_T0 + 20 * SLT_MS);
+        if (!hook)
+            slt_run(&e);
+
+        /* A run is due (a message): an earlier deadline rides on its wake. */
+        w0 = e.wakes;
+        SLT_OK(slt_send_u32(&e, id, T_PING, SL_PRIO_NORMAL, 1));
+        assert_true(e.wakes == w0 + 1);
+        after(id, 10);
+        assert_int_equal(outside_deadlines, hook ? 2 : 0);
+        assert_true(e.wakes == w0 + 1);
+        assert_true(sl_core_next_deadline(e.core) == SLT_T0 + 10 * SLT_MS);
+
+        slt_advance(&e, 100);
+        assert_int_equal(p.n, 5); /* the message and the four timers */
+        outside_self = NULL;
+        slt_env_close(&e);
+    }
+}
+
 static void test_run_respects_max_msgs(void **state)
 {
     (void)state;
@@ -1332,6 +1413,7 @@ int main(void)
         cmocka_unit_test(test_mid_messages_pooled),
         cmocka_unit_test(test_core_stats_counters),
         cmocka_unit_test(test_wake_and_has_work),
+        cmocka_unit_test(test_deadline_hook_instead_of_wake),
         cmocka_unit_test(test_run_respects_max_msgs),
         cmocka_unit_test(test_mailbox_reject_default),
         cmocka_unit_test(test_mailbox_default_capacity_from_settings),

@@ -96,6 +96,17 @@ static void on_wake(sl_core *core, void *ud)
     post(ud);
 }
 
+static void timer_update(sl_web_node *n);
+
+/* A timer or ask started outside a run moved the next deadline earlier:
+ * re-arm the page's timer (it is most often armed already, earlier, for the
+ * cluster's tick), rather than post a macrotask to run an idle core. */
+static void on_deadline(sl_core *core, void *ud)
+{
+    (void)core;
+    timer_update(ud);
+}
+
 static int web_remote(sl_core *core, const sl_msg *m, void *ud)
 {
     sl_web_node *n = ud;
@@ -138,6 +149,7 @@ int sl_web_node_new(const sl_web_settings *settings, sl_web_node **out)
     n->timer_at = UINT64_MAX;
     sl_core_settings cs = settings->core;
     cs.wake = on_wake;
+    cs.deadline = on_deadline;
     cs.clock = web_clock;
     cs.ud = n;
     n->max_message = cs.max_message_size ? cs.max_message_size : (64u << 20);

@@ -222,7 +222,8 @@ typedef struct sl_core_settings {
     /*
      * Called (from inside a core function) when the core gets work while the
      * platform may be idle: an actor became runnable, or the earliest deadline
-     * moved earlier. The platform should then call sl_core_run() soon.
+     * moved earlier (unless `deadline` below is set). The platform should then
+     * call sl_core_run() soon.
      */
     void (*wake)(sl_core *core, void *ud);
     /* Called for each dead letter (send to an unknown/stopped actor); may be NULL. */
@@ -256,6 +257,16 @@ typedef struct sl_core_settings {
      * (0 = none: not connected, or the peer takes no datagrams). NULL: 0.
      */
     size_t (*remote_unreliable_max)(sl_core *core, uint64_t node, void *ud);
+    /*
+     * Called (from inside a core function, never during sl_core_run()) when
+     * the earliest deadline moved earlier (a timer or an ask with a deadline
+     * was started from outside the core's run) and no run is due for it: the
+     * platform re-arms its timer for sl_core_next_deadline(); it may call
+     * only that and sl_core_has_work(). This spares a run of the core that
+     * would do nothing but be asked for its next deadline. NULL: wake is
+     * called instead.
+     */
+    void (*deadline)(sl_core *core, void *ud);
 } sl_core_settings;
 
 SL_EXTERN void sl_core_settings_default(sl_core_settings *s);

@@ -25,7 +25,7 @@ typedef struct sl_node sl_node;
 
 /* Settings of a node; fill with sl_node_settings_default(). New fields are appended. */
 typedef struct sl_node_settings {
-    sl_core_settings core; /* the core's settings (wake/ud are taken by the node) */
+    sl_core_settings core; /* the core's settings (wake/deadline/ud are taken by the node) */
     uv_loop_t *loop;       /* loop to run on; NULL = the node creates and owns one */
     uint32_t slice;        /* max messages per loop iteration before yielding to I/O (default 8192) */
     /*

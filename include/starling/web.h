@@ -32,7 +32,7 @@ typedef struct sl_web_node sl_web_node;
 
 /* Settings of a web node; fill with sl_web_settings_default(). New fields are appended. */
 typedef struct sl_web_settings {
-    sl_core_settings core; /* the core's settings (wake, clock and ud are taken by the node;
+    sl_core_settings core; /* the core's settings (wake, deadline, clock and ud are taken by the node;
                               remote and dead_letter are kept until
                               sl_web_node_connect(), which takes remote) */
     uint32_t slice;     /* max messages per macrotask before yielding to the page (default 8192) */
