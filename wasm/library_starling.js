@@ -3,14 +3,15 @@
  * into the module by Emscripten (--js-library). Each function here is a wasm
  * import of platform.c or bridge.c (declared in web_int.h).
  *
- * The event loop: sl__web_post() queues one macrotask that calls back into
+ * The event loop: sl__web_post() queues one microtask (the node got work
+ * while idle) or macrotask (it yields to the page) that calls back into
  * sl__web_on_post(); sl__web_timer() keeps one setTimeout per node that calls
  * sl__web_on_timer(). A macrotask is a MessageChannel message in a page or a
  * worker (not clamped to 4 ms like nested setTimeout(0), and run after
  * rendering and input got their turn), setImmediate under Node.js (a
  * MessageChannel port would keep Node's loop alive), setTimeout(0) as the
  * last resort. Posts of all nodes share one channel; a node posts at most
- * one macrotask at a time (platform.c keeps the flag), so nothing is ever
+ * one turn at a time (platform.c keeps the flag), so nothing is ever
  * polled and an idle node costs nothing.
  *
  * JavaScript actors: their callbacks go to the object starling.js installs
@@ -63,12 +64,14 @@ mergeInto(LibraryManager.library, {
   },
 
   sl__web_post__deps: ['$slLoop'],
-  sl__web_post: function(n) {
+  sl__web_post: function(n, soon) {
     var st = slLoop.state(n);
-    slLoop.macrotask(function() {
+    var run = function() {
       /* a node freed meanwhile (or a new one at the same address) is not ours */
       if (slLoop.current(n, st)) _sl__web_on_post(n);
-    });
+    };
+    if (soon && typeof queueMicrotask == 'function') queueMicrotask(run);
+    else slLoop.macrotask(run);
   },
 
   sl__web_timer__deps: ['$slLoop'],

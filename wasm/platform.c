@@ -3,11 +3,15 @@
  *
  * This mirrors runtime/node.c with the browser's primitives in place of
  * libuv's. The core calls our wake() when it gets work while idle; we then
- * post one macrotask (MessageChannel in a page, setImmediate under Node.js:
- * see library_starling.js), never more than one at a time per node. The
- * macrotask runs the core in chunks of 64 messages until nothing is runnable,
- * `slice` messages were processed or `budget_ms` elapsed, so the page keeps
- * rendering and handling input; if work remains it posts the next macrotask.
+ * queue one microtask, so the core runs as soon as the JavaScript that gave
+ * it work returns (a message read from the network, a send from page code)
+ * and not a macrotask later (a network answer waited ~10 us more for its
+ * turn, on the critical path of every browser round trip). A turn runs the
+ * core in chunks of 64 messages until nothing is runnable, `slice` messages
+ * were processed or `budget_ms` elapsed; if work remains it posts a
+ * macrotask (MessageChannel in a page, setImmediate under Node.js: see
+ * library_starling.js) for the rest, so the page keeps rendering and
+ * handling input. Never more than one turn is queued per node.
  * When no actor is runnable, one setTimeout is armed for the core's next
  * deadline (asks, timers) and re-armed only when that deadline changes. Time
  * is performance.now() in nanoseconds. There is never a busy loop: with
@@ -82,18 +86,25 @@ void sl_web_settings_default(sl_web_settings *s)
     s->budget_ms = 8;
 }
 
-static void post(sl_web_node *n)
+/* Queue the node's next turn: soon (a microtask) when it was idle and got
+ * work, else a macrotask (it yields to the page). */
+static void post_turn(sl_web_node *n, int soon)
 {
     if (!n->posted) {
         n->posted = true;
-        sl__web_post(n);
+        sl__web_post(n, soon);
     }
+}
+
+static void post(sl_web_node *n)
+{
+    post_turn(n, 0);
 }
 
 static void on_wake(sl_core *core, void *ud)
 {
     (void)core;
-    post(ud);
+    post_turn(ud, 1);
 }
 
 static void timer_update(sl_web_node *n);

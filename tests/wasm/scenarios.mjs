@@ -364,6 +364,25 @@ export async function actorScenarios(api, t) {
       await Promise.all([node.shutdown(), node2.shutdown()]);
     },
 
+    async 'work given to an idle node runs right after the JavaScript that gave it'() {
+      // A microtask, not a macrotask later: a message read from the network
+      // (or sent by page code) is handled before the page's next task.
+      const node = await Starling.create({ onError });
+      let got = 0;
+      const a = node.spawn({ onMessage() { got++; } });
+      await sleep(5); // started, the node idle
+      node.send(a, 1);
+      t.eq(got, 0, 'never inside the call that gave the work');
+      await new Promise((r) => queueMicrotask(r)); // a microtask queued after the send's
+      t.eq(got, 1, 'handled in a microtask, before any macrotask');
+      let inMacro = 0;
+      setTimeout(() => { inMacro = got; }, 0);
+      node.send(a, 2);
+      await sleep(5);
+      t.eq(inMacro, 2, 'and before a macrotask queued after it');
+      await node.shutdown();
+    },
+
     async 'shutdown'() {
       const node = await Starling.create({ onError });
       const stops = [];
