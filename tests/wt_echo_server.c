@@ -10,7 +10,10 @@
  *    bytes are "CLOSE" makes the server close the session with code 4242
  *    and reason "bye from starling";
  *  - a unidirectional stream is collected and, at its FIN, sent back on a
- *    new server-opened unidirectional stream;
+ *    new server-opened unidirectional stream; one whose first bytes are
+ *    "LANE\n" is echoed as it arrives (without those bytes) on a new
+ *    server-opened unidirectional stream, as Starling's lanes carry
+ *    messages (bench/browser_bench.sh --diag compares the two);
  *  - a datagram is echoed.
  * A bidirectional stream whose first bytes are one of these commands (a
  * line sent in one write, so that it arrives in the first chunk) is not
@@ -50,6 +53,8 @@
 typedef struct uni_buf {
     uint8_t *p;
     size_t len, cap;
+    bool lane;      /* "LANE\n": echoed as it arrives on `out` */
+    sl_stream *out; /* the lane's answer stream */
 } uni_buf;
 
 static uv_loop_t loop;
@@ -249,6 +254,20 @@ static void on_stream_data(sl_stream *s, const uint8_t *data, size_t len, bool f
         if (!b)
             return;
         sl_stream_set_data(s, b);
+        if (len >= 5 && memcmp(data, "LANE\n", 5) == 0) {
+            b->lane = true;
+            data += 5;
+            len -= 5;
+            if (sl_stream_open(c, false, SL_PRIO_NORMAL, NULL, &b->out) != SL_OK)
+                b->out = NULL;
+        }
+    }
+    if (b->lane) {
+        if (b->out && len)
+            sl_stream_write(b->out, data, len, NULL);
+        if (b->out && fin)
+            sl_stream_finish(b->out);
+        return;
     }
     if (len && b->len + len <= UNI_MAX) {
         if (b->len + len > b->cap) {

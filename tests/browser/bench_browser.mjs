@@ -4,7 +4,8 @@
 //   node bench_browser.mjs --peer BUILD/tests/gateway_peer --dist BUILD_WASM
 //        --cert C --key K --hash HEX [--only browser_rtt|browser_throughput]
 //        [--rounds 3] [--asks 10000] [--msgs 500000] [--ws-msgs 50000]
-//        [--warmup 1000] [--verbose 1] [--diag 1 --wtecho BUILD/tests/wt_echo_server]
+//        [--warmup 1000] [--blocks 20] [--verbose 1]
+//        [--diag 1 --wtecho BUILD/tests/wt_echo_server]
 //
 //  1. serves bench_page.html/.mjs and the wasm build on 127.0.0.1 (node:http,
 //     cross-origin isolated so that performance.now() has 5 µs resolution),
@@ -15,7 +16,11 @@
 //  2. starts tests/gateway_peer (exposes `echo` and `blaster`);
 //  3. opens the page in headless Chromium (started directly, no DevTools
 //     client: see below), which measures both sides in alternation for each
-//     round (bench_page.mjs) and POSTs its results to /result;
+//     round (bench_page.mjs) and POSTs its results to /result; the round
+//     trips of each round are taken in --blocks turns (Starling asks, ws,
+//     wss, Starling sends, then again), so that every way sees the same
+//     machine; --blocks 1 measures them one after another, with the CPU
+//     time of each;
 //  4. prints one JSON line per benchmark, each figure the median over the
 //     rounds. With --verbose, every round and the CPU time each process used
 //     in each phase (gateway, Chromium's processes, this Node.js) go to stderr.
@@ -33,7 +38,7 @@ import { fileURLToPath } from 'node:url';
 import { WebSocketServer } from 'ws';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const args = { budget: '110', rounds: '3', asks: '10000', msgs: '500000', 'ws-msgs': '50000', warmup: '1000', limit: '170' };
+const args = { budget: '110', rounds: '3', asks: '10000', msgs: '500000', 'ws-msgs': '50000', warmup: '1000', limit: '170', blocks: '20' };
 for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
 function die(msg) {
   process.stderr.write(`browser_bench: ${msg}\n`);
@@ -49,6 +54,7 @@ const P = {
   wsMsgs: Number(args['ws-msgs']),
   budgetMs: Number(args.budget) * 1000,
   warmup: Number(args.warmup),
+  blocks: Math.max(1, Number(args.blocks)), // rtt: the ways take turns in this many blocks (1: one after another)
   rtt: !only || only === 'browser_rtt',
   tp: !only || only === 'browser_throughput',
 };

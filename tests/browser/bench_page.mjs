@@ -30,6 +30,15 @@ function percentile(sorted, p) {
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[i];
 }
+function concat(arrays) {
+  const out = new Float64Array(arrays.reduce((n, a) => n + a.length, 0));
+  let o = 0;
+  for (const a of arrays) {
+    out.set(a, o);
+    o += a.length;
+  }
+  return out;
+}
 function summary(samples) {
   const s = Float64Array.from(samples).sort();
   return { p50_us: percentile(s, 50) * 1000, p99_us: percentile(s, 99) * 1000, max_us: s[s.length - 1] * 1000 };
@@ -138,7 +147,9 @@ function starlingPingPong(n, payload) {
 // Against tests/wt_echo_server (echoes every bidi stream): what the browser's
 // WebTransport itself costs, without Starling. perStream: a new stream per
 // round trip (as a Starling ask does), 'pre': the same with each stream
-// created one round trip ahead, else one stream for all.
+// created one round trip ahead, 'byob': one stream read as the runtime
+// reads (BYOB, 64 KiB), 'uni' / 'uni-byob': a stream each way as Starling's
+// lanes are (wt_echo_server's LANE echo), else one bidirectional stream.
 async function rawWT(url, n, perStream) {
   const wt = new WebTransport(url, { serverCertificateHashes: [{ algorithm: 'sha-256', value: hexBytes(HASH) }] });
   await wt.ready;
@@ -147,6 +158,26 @@ async function rawWT(url, n, perStream) {
   const first = new Float64Array(n); // the echo's bytes arrived
   const data = new Uint8Array(64).fill(0x42);
   let st = null, w = null, r = null, next = null;
+  const byob = perStream === 'byob' || perStream === 'uni-byob';
+  let buf = new ArrayBuffer(65536);
+  const read = async () => {
+    if (!byob) return r.read();
+    const res = await r.read(new Uint8Array(buf));
+    if (res.value) buf = res.value.buffer;
+    return res;
+  };
+  if (perStream === 'uni' || perStream === 'uni-byob') {
+    const out = await wt.createUnidirectionalStream();
+    w = out.getWriter();
+    w.write(new TextEncoder().encode('LANE\n')).catch(() => {});
+    w.write(data).catch(() => {}); // makes the server open its lane
+    const inc = wt.incomingUnidirectionalStreams.getReader();
+    const { value: rs } = await inc.read();
+    inc.releaseLock();
+    r = byob ? rs.getReader({ mode: 'byob' }) : rs.getReader();
+    for (let got = 0; got < 64; ) got += (await read()).value.length;
+    st = true;
+  }
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
     if (perStream === 'pre') {
@@ -155,22 +186,22 @@ async function rawWT(url, n, perStream) {
       next = wt.createBidirectionalStream();
       w = st.writable.getWriter();
       r = st.readable.getReader();
-    } else if (perStream || !st) {
+    } else if (perStream === true || !st) {
       st = await wt.createBidirectionalStream();
       w = st.writable.getWriter();
-      r = st.readable.getReader();
+      r = byob ? st.readable.getReader({ mode: 'byob' }) : st.readable.getReader();
     }
     open[i] = performance.now() - t0;
     w.write(data).catch(() => {});
-    if (perStream) w.close().catch(() => {});
+    if (perStream === true || perStream === 'pre') w.close().catch(() => {});
     let got = 0;
     while (got < 64) {
-      const { value, done } = await r.read();
+      const { value, done } = await read();
       if (done) break;
       got += value.length;
     }
     first[i] = performance.now() - t0;
-    if (perStream) {
+    if (perStream === true || perStream === 'pre') {
       const { done } = await r.read();
       if (!done) throw new Error('raw WT: more than the echo');
     }
@@ -347,7 +378,21 @@ async function run(p) {
     const spent = performance.now() - start;
     if (r && spent + spent / r > p.budgetMs) break;
     const round = {};
-    if (p.rtt) {
+    if (p.rtt && p.blocks > 1) {
+      // Interleaved: the ways take turns in blocks, so that all of them
+      // see the same machine (a shared 2-core machine changes its speed by
+      // tens of percent within seconds); the CPU marks then cover them all.
+      await mark(`r${r} rtt (interleaved)`);
+      const per = Math.ceil(p.asks / p.blocks);
+      const acc = { starling_rtt: [], ws_rtt: [], wss_rtt: [], starling_pingpong: [] };
+      for (let b = 0; b < p.blocks; b++) {
+        acc.starling_rtt.push(await starlingAsks(per, payload));
+        acc.ws_rtt.push(await wsAsks(ws, per, wsPayload));
+        if (wss) acc.wss_rtt.push(await wsAsks(wss, per, wsPayload));
+        acc.starling_pingpong.push(await starlingPingPong(per, payload));
+      }
+      for (const k of Object.keys(acc)) if (acc[k].length) round[k] = summary(concat(acc[k]));
+    } else if (p.rtt) {
       await mark(`r${r} starling_rtt`);
       round.starling_rtt = summary(await starlingAsks(p.asks, payload));
       await mark(`r${r} ws_rtt`);
@@ -388,6 +433,10 @@ async function run(p) {
       await mark('diag raw_wt_one_stream');
       const a = await rawWT(p.wtUrl, p.asks, false);
       d.raw_wt_one_stream = summary(a.times);
+      for (const mode of ['byob', 'uni', 'uni-byob']) {
+        await mark(`diag raw_wt_${mode}`);
+        d[`raw_wt_${mode}`] = summary((await rawWT(p.wtUrl, p.asks, mode)).times);
+      }
       await mark('diag raw_wt_stream_per_rtt');
       const b = await rawWT(p.wtUrl, p.asks, true);
       d.raw_wt_stream_per_rtt = { ...summary(b.times), open: b.open, echo: b.first };
