@@ -215,6 +215,37 @@ async function rawWT(url, n, perStream) {
   await wt.closed.catch(() => {});
   return { times, open: summary(open), first: summary(first) };
 }
+// A raw WebTransport session with one bidirectional stream to the echo
+// server, kept open: rtt(n) makes n sequential 64-byte round trips (the
+// floor under Starling's lanes, taken in turns with the others by --diag).
+async function rawSession(url) {
+  const wt = new WebTransport(url, { serverCertificateHashes: [{ algorithm: 'sha-256', value: hexBytes(HASH) }] });
+  await wt.ready;
+  wt.closed.catch(() => {});
+  const st = await wt.createBidirectionalStream();
+  const w = st.writable.getWriter();
+  const r = st.readable.getReader();
+  const data = new Uint8Array(64).fill(0x42);
+  return {
+    async rtt(n) {
+      const times = new Float64Array(n);
+      for (let i = 0; i < n; i++) {
+        const t0 = performance.now();
+        w.write(data).catch(() => {});
+        for (let got = 0; got < 64; ) {
+          const { value, done } = await r.read();
+          if (done) throw new Error('raw WT: the echo stream ended');
+          got += value.length;
+        }
+        times[i] = performance.now() - t0;
+      }
+      return times;
+    },
+    close() {
+      wt.close();
+    },
+  };
+}
 function hexBytes(h) {
   const b = new Uint8Array(h.length / 2);
   for (let i = 0; i < b.length; i++) b[i] = parseInt(h.substr(i * 2, 2), 16);
@@ -384,13 +415,16 @@ async function run(p) {
       // tens of percent within seconds); the CPU marks then cover them all.
       await mark(`r${r} rtt (interleaved)`);
       const per = Math.ceil(p.asks / p.blocks);
-      const acc = { starling_rtt: [], ws_rtt: [], wss_rtt: [], starling_pingpong: [] };
+      const acc = { starling_rtt: [], ws_rtt: [], wss_rtt: [], starling_pingpong: [], raw_wt: [] };
+      const raw = p.diag && p.wtUrl ? await rawSession(p.wtUrl) : null;
       for (let b = 0; b < p.blocks; b++) {
+        if (raw) acc.raw_wt.push(await raw.rtt(per));
         acc.starling_rtt.push(await starlingAsks(per, payload));
         acc.ws_rtt.push(await wsAsks(ws, per, wsPayload));
         if (wss) acc.wss_rtt.push(await wsAsks(wss, per, wsPayload));
         acc.starling_pingpong.push(await starlingPingPong(per, payload));
       }
+      if (raw) raw.close();
       for (const k of Object.keys(acc)) if (acc[k].length) round[k] = summary(concat(acc[k]));
     } else if (p.rtt) {
       await mark(`r${r} starling_rtt`);
