@@ -145,12 +145,13 @@ function starlingPingPong(n, payload) {
 
 // -------------------------------------------------- raw WebTransport (diag)
 // Against tests/wt_echo_server (echoes every bidi stream): what the browser's
-// WebTransport itself costs, without Starling. perStream: a new stream per
-// round trip (as a Starling ask does), 'pre': the same with each stream
-// created one round trip ahead, 'byob': one stream read as the runtime
-// reads (BYOB, 64 KiB), 'uni' / 'uni-byob': a stream each way as Starling's
-// lanes are (wt_echo_server's LANE echo), else one bidirectional stream.
-async function rawWT(url, n, perStream) {
+// WebTransport itself costs, without Starling. mode 'one': one
+// bidirectional stream for all; 'per': a new stream per round trip (as a
+// Starling ask once did); 'pre': the same with each stream created one
+// round trip ahead; 'byob': one stream read as the runtime reads (BYOB,
+// 64 KiB); 'uni' / 'uni-byob': a stream each way as Starling's lanes are
+// (wt_echo_server's LANE echo).
+async function rawWT(url, n, mode) {
   const wt = new WebTransport(url, { serverCertificateHashes: [{ algorithm: 'sha-256', value: hexBytes(HASH) }] });
   await wt.ready;
   const times = new Float64Array(n);
@@ -158,7 +159,8 @@ async function rawWT(url, n, perStream) {
   const first = new Float64Array(n); // the echo's bytes arrived
   const data = new Uint8Array(64).fill(0x42);
   let st = null, w = null, r = null, next = null;
-  const byob = perStream === 'byob' || perStream === 'uni-byob';
+  const byob = mode === 'byob' || mode === 'uni-byob';
+  const ends = mode === 'per' || mode === 'pre'; // a stream per round trip, closed after it
   let buf = new ArrayBuffer(65536);
   const read = async () => {
     if (!byob) return r.read();
@@ -166,7 +168,7 @@ async function rawWT(url, n, perStream) {
     if (res.value) buf = res.value.buffer;
     return res;
   };
-  if (perStream === 'uni' || perStream === 'uni-byob') {
+  if (mode === 'uni' || mode === 'uni-byob') {
     const out = await wt.createUnidirectionalStream();
     w = out.getWriter();
     w.write(new TextEncoder().encode('LANE\n')).catch(() => {});
@@ -180,20 +182,20 @@ async function rawWT(url, n, perStream) {
   }
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
-    if (perStream === 'pre') {
+    if (mode === 'pre') {
       // the stream was made during the previous round trip (a pool of one)
       st = await (next || wt.createBidirectionalStream());
       next = wt.createBidirectionalStream();
       w = st.writable.getWriter();
       r = st.readable.getReader();
-    } else if (perStream === true || !st) {
+    } else if (mode === 'per' || !st) {
       st = await wt.createBidirectionalStream();
       w = st.writable.getWriter();
       r = byob ? st.readable.getReader({ mode: 'byob' }) : st.readable.getReader();
     }
     open[i] = performance.now() - t0;
     w.write(data).catch(() => {});
-    if (perStream === true || perStream === 'pre') w.close().catch(() => {});
+    if (ends) w.close().catch(() => {});
     let got = 0;
     while (got < 64) {
       const { value, done } = await read();
@@ -201,7 +203,7 @@ async function rawWT(url, n, perStream) {
       got += value.length;
     }
     first[i] = performance.now() - t0;
-    if (perStream === true || perStream === 'pre') {
+    if (ends) {
       const { done } = await r.read();
       if (!done) throw new Error('raw WT: more than the echo');
     }
@@ -465,14 +467,14 @@ async function run(p) {
     for (const u of unwraps) u(); // the profiles below see the real callers
     if (p.wtUrl) {
       await mark('diag raw_wt_one_stream');
-      const a = await rawWT(p.wtUrl, p.asks, false);
+      const a = await rawWT(p.wtUrl, p.asks, 'one');
       d.raw_wt_one_stream = summary(a.times);
       for (const mode of ['byob', 'uni', 'uni-byob']) {
         await mark(`diag raw_wt_${mode}`);
         d[`raw_wt_${mode}`] = summary((await rawWT(p.wtUrl, p.asks, mode)).times);
       }
       await mark('diag raw_wt_stream_per_rtt');
-      const b = await rawWT(p.wtUrl, p.asks, true);
+      const b = await rawWT(p.wtUrl, p.asks, 'per');
       d.raw_wt_stream_per_rtt = { ...summary(b.times), open: b.open, echo: b.first };
       await mark('diag raw_wt_prestream_per_rtt');
       const c = await rawWT(p.wtUrl, p.asks, 'pre');
