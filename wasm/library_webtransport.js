@@ -9,14 +9,17 @@
  * from a promise continuation or a macrotask of our own, never from inside
  * an import, and never after C told us to forget the object (`dead`).
  *
- * Writes are copied out of the module's memory at once, cut into pieces of
- * at most 64 KiB, and written to the stream's writer in order (queued until
+ * Writes are copied out of the module's memory at once (small ones into
+ * buffers used again once their write settled), cut into pieces of at most
+ * 64 KiB, and written to the stream's writer in order (queued until
  * createBidirectionalStream/createUnidirectionalStream resolved); each
  * resolved write tells C how many bytes the browser took. Reads happen only
  * when C asks (it asks when everything delivered so far was consumed), one
  * BYOB read of at most READ_CHUNK bytes at a time, copied into a buffer
- * from C's allocator (sl__wt_alloc). The module's memory may grow during
- * any call into C, so HEAPU8 is read again after every such call.
+ * from C's allocator (sl__wt_alloc); a read asked for while data is being
+ * delivered is issued after the next write or a few microtasks later. The
+ * module's memory may grow during any call into C, so HEAPU8 is read again
+ * after every such call.
  *
  * Nothing here assumes Node.js: it runs in a page or a worker (MessageChannel
  * for macrotasks, setTimeout as the fallback).
@@ -25,6 +28,9 @@ mergeInto(LibraryManager.library, {
   $slWT: {
     READ_CHUNK: 65536,   /* = SL__WT_READ_CHUNK in transport_web.h */
     PIECE: 65536,        /* largest single writer.write() */
+    SMALL: 2048,         /* writes up to this size are copied into pooled buffers */
+    POOL_MAX: 32,
+    pool: [],            /* ArrayBuffers of SMALL bytes whose write settled */
     DGRAM_QUEUE: 256,    /* datagram writes not yet resolved before SL_ERR_AGAIN */
     next: 1,             /* next handle */
     sessions: null,      /* handle -> session; made on first use (this object is
@@ -100,7 +106,7 @@ mergeInto(LibraryManager.library, {
         writable: null, writer: null, pending: [], finishReq: false, resetCode: null,
         wrEnded: false, order: 0,
         readable: null, reader: null, byob: false, wantRead: false, readBusy: false,
-        readDone: false, stopCode: null, buf: null,
+        readDone: false, stopCode: null, buf: null, readLater: false,
       };
       slWT.streams.set(st.id, st);
       sess.streams.add(st);
@@ -139,10 +145,29 @@ mergeInto(LibraryManager.library, {
         else if (st.wantRead) slWT.read(st);
       }
     },
+    /* The bytes of one write: a fresh ArrayBuffer costs the browser several
+       microseconds in writer.write() (a backing store made, tracked and later
+       collected), so small writes go through buffers of our own, used again
+       once the write that carried them settled (then the stream is done with
+       them). A buffer of exactly SMALL bytes is one of the pool's. */
+    copyOut: function(data, len) {
+      if (len > slWT.SMALL) return HEAPU8.slice(data, data + len);
+      var v = new Uint8Array(slWT.pool.pop() || new ArrayBuffer(slWT.SMALL), 0, len);
+      v.set(HEAPU8.subarray(data, data + len));
+      return v;
+    },
+    release: function(piece) {
+      var b = piece.buffer;
+      if (b.byteLength === slWT.SMALL && slWT.pool.length < slWT.POOL_MAX) slWT.pool.push(b);
+    },
     writePiece: function(st, piece) {
       st.writer.write(piece).then(function() {
+        slWT.release(piece);
         if (!st.dead && st.resetCode === null) _sl__wt_on_sent(st.s, piece.byteLength);
-      }, function() { /* the stream failed: writer.closed reports it */ });
+      }, function() {
+        slWT.release(piece);   /* the stream failed: writer.closed reports it */
+      });
+      slWT.issueLater();
     },
     close: function(st) {
       st.writer.close().then(function() {
@@ -159,13 +184,49 @@ mergeInto(LibraryManager.library, {
       st.readDone = true;
       st.reader.cancel(slWT.streamError(st.stopCode)).catch(function() {});
     },
+    /* Reads asked for while data is being delivered to C wait (in `later`)
+       until something is written or a few microtasks have passed, whichever
+       comes first: issuing a BYOB read costs the page several microseconds,
+       and right after an answer arrived that is the time in which the next
+       request is being made (a request/answer loop would pay it on every
+       round trip; after the write it overlaps the network's flight). */
+    delivering: false,
+    later: [],
+    laterHops: 0,
+    LATER_HOPS: 4,
+    issueLater: function() {
+      var l = slWT.later;
+      if (!l.length) return;
+      slWT.later = [];
+      for (var i = 0; i < l.length; i++) {
+        l[i].readLater = false;
+        slWT.read(l[i]);
+      }
+    },
+    hopLater: function() {
+      if (!slWT.later.length) {
+        slWT.laterHops = 0;
+        return;
+      }
+      if (--slWT.laterHops > 0) queueMicrotask(slWT.hopLater);
+      else slWT.issueLater();
+    },
     read: function(st) {
       if (st.dead || st.readDone) return;
       if (!st.reader) {
         st.wantRead = true;
         return;
       }
-      if (st.readBusy) return;
+      if (st.readBusy || st.readLater) return;
+      if (slWT.delivering && typeof queueMicrotask == 'function') {
+        st.readLater = true;
+        slWT.later.push(st);
+        if (!slWT.laterHops) {
+          slWT.laterHops = slWT.LATER_HOPS;
+          queueMicrotask(slWT.hopLater);
+        }
+        return;
+      }
       st.readBusy = true;
       var t = st.sess.t;
       var p;
@@ -198,7 +259,12 @@ mergeInto(LibraryManager.library, {
         }
         if (st.byob && v) st.buf = v.buffer;  /* reuse the (transferred) buffer */
         if (r.done) st.readDone = true;
-        _sl__wt_on_data(st.s, ptr, n, r.done ? 1 : 0);
+        slWT.delivering = true;
+        try {
+          _sl__wt_on_data(st.s, ptr, n, r.done ? 1 : 0);
+        } finally {
+          slWT.delivering = false;
+        }
       }, function(e) {
         st.readBusy = false;
         if (st.dead || st.readDone) return;
@@ -411,7 +477,7 @@ mergeInto(LibraryManager.library, {
     if (!st) return -1;
     var bytes;
     try {
-      bytes = HEAPU8.slice(data, data + len);
+      bytes = slWT.copyOut(data, len);
     } catch (e) {
       return -1;
     }

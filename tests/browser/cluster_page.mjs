@@ -70,6 +70,32 @@ async function full() {
   const v = { hello: 'native', n: [1, 2, 3], big: 2n ** 60n };
   const r = await node.ask(echo, v, { deadlineMs: 3000 });
   check('ask browser -> native: reply', r && r.hello === 'native' && r.n.length === 3 && r.big === 2n ** 60n, JSON.stringify(r, (k, x) => (typeof x === 'bigint' ? String(x) : x)));
+  // Sequential asks: once an answer was delivered, the next request is
+  // written before the stream's next read is issued (a read costs the page
+  // microseconds that belong in the request's flight, not before it).
+  const seq = [];
+  const bRead = ReadableStreamBYOBReader.prototype.read;
+  const wWrite = WritableStreamDefaultWriter.prototype.write;
+  ReadableStreamBYOBReader.prototype.read = function (...a) {
+    seq.push('R');
+    return bRead.apply(this, a).then((res) => {
+      seq.push('D');
+      return res;
+    });
+  };
+  WritableStreamDefaultWriter.prototype.write = function (...a) {
+    seq.push('W');
+    return wWrite.apply(this, a);
+  };
+  let seqOk = true;
+  try {
+    for (let i = 0; i < 20; i++) seqOk = seqOk && (await node.ask(echo, i, { deadlineMs: 3000 })) === i;
+  } finally {
+    ReadableStreamBYOBReader.prototype.read = bRead;
+    WritableStreamDefaultWriter.prototype.write = wWrite;
+  }
+  const after = seq.join('').split('D').slice(1, -1).map((x) => x[0]);
+  check('sequential asks: after each answer the next request is written before the next read', seqOk && after.length >= 15 && after.every((c) => c === 'W'), `${seqOk} ${seq.join('')}`);
   const rf = await node.ask(far, 'via gateway', { deadlineMs: 3000 });
   check('ask browser -> node behind the gateway (relayed): reply', rf === 'via gateway', String(rf));
   const t0 = performance.now();

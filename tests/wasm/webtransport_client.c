@@ -121,6 +121,8 @@ typedef struct tstream {
     const uint8_t *out; /* to write (not owned) */
     size_t out_len, out_off;
     bool fin_after; /* finish once out is written */
+    bool small;     /* write in pieces of 1..2048 bytes, lengths varying */
+    unsigned writes;
     bool again;     /* saw SL_ERR_AGAIN */
     int writable;   /* on_stream_writable calls */
     uint8_t *in;    /* received (if keep) */
@@ -177,8 +179,9 @@ static void pump(tstream *ts)
 {
     while (ts->s && ts->out_off < ts->out_len) {
         size_t n = ts->out_len - ts->out_off;
-        if (n > 256 * 1024)
-            n = 256 * 1024;
+        size_t most = ts->small ? 1 + (ts->writes * 577u) % 2048 : 256 * 1024;
+        if (n > most)
+            n = most;
         int rc = sl_stream_write(ts->s, ts->out + ts->out_off, n, NULL);
         if (rc == SL_ERR_AGAIN) {
             ts->again = true;
@@ -187,6 +190,7 @@ static void pump(tstream *ts)
         if (rc != SL_OK)
             return;
         ts->out_off += n;
+        ts->writes++;
     }
     if (ts->s && ts->fin_after && ts->out_off == ts->out_len) {
         ts->fin_after = false;
@@ -470,6 +474,47 @@ static int s_echo_poll(void)
     for (int i = 0; i < nst; i++)
         ids = ids && st[i]->closed;
     check("echo streams closed after both FINs", ids, NULL);
+    return 1;
+}
+
+/* 1b: many small writes, made before the browser's stream exists and
+ * while the writer is backed up (the stream buffer is 1 MiB): JavaScript
+ * copies small writes into buffers it uses again, only once the write that
+ * carried them settled; the echo must come back byte for byte. */
+#define SMALL_TOTAL (1536u * 1024u)
+static void s_small_start(void)
+{
+    nst = 0;
+    tstream *ts = ts_new(&g.c1, true);
+    sl_stream *s;
+    int rc = sl_stream_open(g.c1.c, true, SL_PRIO_NORMAL, ts, &s);
+    if (rc != SL_OK) {
+        check("sl_stream_open", false, "%s", sl_err_name(rc));
+        ts_free(ts);
+        return;
+    }
+    ts->s = s;
+    g.c1.streams_open++;
+    g.streams_opened++;
+    ts->out = big;
+    ts->out_len = SMALL_TOTAL;
+    ts->fin_after = true;
+    ts->small = true;
+    pump(ts);
+    st[nst++] = ts;
+}
+static int s_small_poll(void)
+{
+    if (nst < 1 || !st[0] || !st[0]->fin)
+        return nst < 1 ? -1 : 0;
+    tstream *ts = st[0];
+    check("echo of 1.5 MiB written in pieces of 1..2048 bytes, byte for byte",
+          ts->in_len == SMALL_TOTAL && !memcmp(ts->in, big, SMALL_TOTAL), "got %zu bytes in %u writes",
+          ts->in_len, ts->writes);
+    check("the small writes met SL_ERR_AGAIN (so some waited in the browser)", ts->again,
+          "%u writes", ts->writes);
+    free(ts->in);
+    ts->in = NULL;
     return 1;
 }
 
@@ -860,6 +905,7 @@ static const struct step {
 } steps[] = {
     {"connect", s_connect_start, s_connect_poll, 15000},
     {"bidi echo", s_echo_start, s_echo_poll, 30000},
+    {"small writes", s_small_start, s_small_poll, 30000},
     {"uni echo", s_uni_start, s_uni_poll, 10000},
     {"datagrams", s_dgram_start, s_dgram_poll, 10000},
     {"priorities", s_prio_start, s_prio_poll, 10000},
