@@ -9,7 +9,9 @@
 #                       payload is 64 bytes: a bin of 62), after 1,000 warm-up
 #                       asks: p50_us, p99_us; WebSocket: 10,000 sequential
 #                       64-byte binary messages to a `ws` echo server, each
-#                       awaited: ws_p50_us, ws_p99_us. Also send_p50_us,
+#                       awaited: ws_p50_us, ws_p99_us. mean_us and
+#                       ws_mean_us: the mean of the times up to p99 (finer
+#                       than the page's 5 µs clock in p50). Also send_p50_us,
 #                       send_p99_us: the same round trip made of two plain
 #                       messages (browser agent -> echo -> browser agent).
 #   browser_throughput  the gateway's `blaster` sends `msgs` 64-byte messages

@@ -132,13 +132,52 @@ const marks = [];
 let wtEcho = null;
 let resolveResult;
 const pageResult = new Promise((r) => { resolveResult = r; });
+// UDP datagrams sent on this machine's network namespace so far (every
+// QUIC packet of every process here, the loopback's both ends counted once).
+function udpOut() {
+  try {
+    const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp: '));
+    const head = lines[0].split(' ');
+    return Number(lines[1].split(' ')[head.indexOf('OutDatagrams')]);
+  } catch {
+    return 0;
+  }
+}
 async function mark(name) {
   const procs = await descendants(process.pid);
-  const cpu = { gateway: procCpu(peer.pid), node: (process.cpuUsage().user + process.cpuUsage().system) / 1e6 };
+  const cpu = { gateway: procCpu(peer.pid), node: (process.cpuUsage().user + process.cpuUsage().system) / 1e6, udp_datagrams: udpOut() };
   if (wtEcho) cpu.wt_echo_server = procCpu(wtEcho.pid);
   for (const p of procs) {
     if (p.pid === peer.pid) continue;
     cpu[`chromium:${p.kind}`] = (cpu[`chromium:${p.kind}`] || 0) + procCpu(p.pid);
+    if (P.diag && (p.kind === 'renderer' || p.kind === 'NetworkService')) {
+      // --diag: which threads of these two processes use the CPU
+      let tids = [];
+      try {
+        tids = await readdir(`/proc/${p.pid}/task`);
+      } catch {
+        /* gone */
+      }
+      for (const tid of tids) {
+        let comm = '?';
+        try {
+          comm = readFileSync(`/proc/${p.pid}/task/${tid}/comm`, 'utf8').trim();
+        } catch {
+          continue;
+        }
+        const k = `  ${p.kind}/${comm}`;
+        cpu[k] = (cpu[k] || 0) + procCpu(`${p.pid}/task/${tid}`);
+        try {
+          const st = readFileSync(`/proc/${p.pid}/task/${tid}/stat`, 'utf8');
+          const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+          cpu[`${k}:sys`] = (cpu[`${k}:sys`] || 0) + Number(f[12]) / CLK_TCK;
+          const sw = /voluntary_ctxt_switches:\s*(\d+)/.exec(readFileSync(`/proc/${p.pid}/task/${tid}/status`, 'utf8'));
+          cpu[`${k}:wakeups/1000`] = (cpu[`${k}:wakeups/1000`] || 0) + Number(sw[1]) / 1000;
+        } catch {
+          /* gone */
+        }
+      }
+    }
   }
   marks.push({ name, t: performance.now(), cpu });
 }
@@ -360,9 +399,10 @@ if (verbose) {
     const a = marks[i];
     const b = marks[i + 1];
     if (/ end$/.test(a.name)) continue;
-    const d = Object.keys(b.cpu).filter((k) => b.cpu[k] - (a.cpu[k] || 0) >= 0.005)
+    const d = Object.keys(b.cpu).filter((k) => k !== 'udp_datagrams' && b.cpu[k] - (a.cpu[k] || 0) >= 0.005)
       .map((k) => `${k}=${(b.cpu[k] - (a.cpu[k] || 0)).toFixed(2)}`).join(' ');
-    log(`cpu s in ${a.name} (${((b.t - a.t) / 1000).toFixed(2)} s wall): ${d}`);
+    const udp = b.cpu.udp_datagrams - a.cpu.udp_datagrams;
+    log(`cpu s in ${a.name} (${((b.t - a.t) / 1000).toFixed(2)} s wall): ${d} (udp datagrams sent: ${udp})`);
   }
 }
 if (!result.info.crossOriginIsolated) process.stderr.write('browser_bench: warning: the page is not cross-origin isolated (100 µs clock)\n');
@@ -371,10 +411,12 @@ if (P.rtt) {
     bench: 'browser_rtt', asks: P.asks, payload: 64, rounds: R.length,
     p50_us: r1(median(R.map((r) => r.starling_rtt.p50_us))),
     p99_us: r1(median(R.map((r) => r.starling_rtt.p99_us))),
+    mean_us: r1(median(R.map((r) => r.starling_rtt.mean_us))),
     send_p50_us: r1(median(R.map((r) => r.starling_pingpong.p50_us))),
     send_p99_us: r1(median(R.map((r) => r.starling_pingpong.p99_us))),
     ws_p50_us: r1(median(R.map((r) => r.ws_rtt.p50_us))),
     ws_p99_us: r1(median(R.map((r) => r.ws_rtt.p99_us))),
+    ws_mean_us: r1(median(R.map((r) => r.ws_rtt.mean_us))),
     wss_p50_us: r1(median(R.map((r) => r.wss_rtt.p50_us))),
     wss_p99_us: r1(median(R.map((r) => r.wss_rtt.p99_us))),
   }));
