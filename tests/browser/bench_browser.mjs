@@ -171,6 +171,7 @@ async function mark(name) {
           const st = readFileSync(`/proc/${p.pid}/task/${tid}/stat`, 'utf8');
           const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
           cpu[`${k}:sys`] = (cpu[`${k}:sys`] || 0) + Number(f[12]) / CLK_TCK;
+          cpu[`${k}:pagefaults/1000`] = (cpu[`${k}:pagefaults/1000`] || 0) + Number(f[7]) / 1000;
           const sw = /voluntary_ctxt_switches:\s*(\d+)/.exec(readFileSync(`/proc/${p.pid}/task/${tid}/status`, 'utf8'));
           cpu[`${k}:wakeups/1000`] = (cpu[`${k}:wakeups/1000`] || 0) + Number(sw[1]) / 1000;
         } catch {
