@@ -380,6 +380,7 @@ function countCalls() {
   wrap(globalThis, 'setTimeout', 'setTimeout');
   wrap(globalThis, 'clearTimeout', 'clearTimeout');
   wrap(globalThis, 'queueMicrotask', 'queueMicrotask');
+  wrap(Performance.prototype, 'now', 'performance.now');
 }
 async function counted(n, fn) {
   const before = { ...calls };
