@@ -123,9 +123,9 @@ typedef struct tstream {
     bool fin_after; /* finish once out is written */
     bool small;     /* write in pieces of 1..2048 bytes, lengths varying */
     unsigned writes;
-    bool again;     /* saw SL_ERR_AGAIN */
-    int writable;   /* on_stream_writable calls */
-    uint8_t *in;    /* received (if keep) */
+    bool again;   /* saw SL_ERR_AGAIN */
+    int writable; /* on_stream_writable calls */
+    uint8_t *in;  /* received (if keep) */
     size_t in_len, in_cap;
     bool keep;
     bool check_pattern; /* check received bytes against pattern_at() */
@@ -485,18 +485,9 @@ static int s_echo_poll(void)
 static void s_small_start(void)
 {
     nst = 0;
-    tstream *ts = ts_new(&g.c1, true);
-    sl_stream *s;
-    int rc = sl_stream_open(g.c1.c, true, SL_PRIO_NORMAL, ts, &s);
-    if (rc != SL_OK) {
-        check("sl_stream_open", false, "%s", sl_err_name(rc));
-        ts_free(ts);
+    tstream *ts = open_stream(&g.c1, true, SL_PRIO_NORMAL, big, 0, false); /* nothing yet */
+    if (!ts)
         return;
-    }
-    ts->s = s;
-    g.c1.streams_open++;
-    g.streams_opened++;
-    ts->out = big;
     ts->out_len = SMALL_TOTAL;
     ts->fin_after = true;
     ts->small = true;
@@ -509,8 +500,8 @@ static int s_small_poll(void)
         return nst < 1 ? -1 : 0;
     tstream *ts = st[0];
     check("echo of 1.5 MiB written in pieces of 1..2048 bytes, byte for byte",
-          ts->in_len == SMALL_TOTAL && !memcmp(ts->in, big, SMALL_TOTAL), "got %zu bytes in %u writes",
-          ts->in_len, ts->writes);
+          ts->in_len == SMALL_TOTAL && !memcmp(ts->in, big, SMALL_TOTAL),
+          "got %zu bytes in %u writes", ts->in_len, ts->writes);
     check("the small writes met SL_ERR_AGAIN (so some waited in the browser)", ts->again,
           "%u writes", ts->writes);
     free(ts->in);
