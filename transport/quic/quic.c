@@ -65,6 +65,8 @@
 
 #define CID_LEN 16
 #define MAX_PKT 1452        /* bytes of one outgoing UDP payload we build */
+#define GONE_TOKENS 64      /* reset tokens of released connections remembered */
+#define GONE_TOKEN_NS (10 * NGTCP2_SECONDS) /* for this long */
 #define RX_BATCH 16         /* datagrams per recvmmsg */
 #define RX_BUF 65536        /* bytes per receive buffer: a GRO batch of packets */
 #define TX_BATCH 32         /* packets per sendmmsg */
@@ -189,6 +191,11 @@ struct q_transport {
     uint32_t rate_count;     /* Initials accepted in it */
     uint64_t reset_window;   /* start of the current one-second stateless-reset window */
     uint32_t resets_sent_window;
+    /* Reset tokens of connections released lately (a ring): a further
+     * Stateless Reset for one of them is dropped, not answered. */
+    uint64_t gone_tokens[GONE_TOKENS];
+    uint64_t gone_at[GONE_TOKENS];
+    unsigned gone_next;
     sl_transport_stats st;
     ngtcp2_mem nmem;
     void (*on_closed)(sl_transport *, void *);
@@ -578,11 +585,29 @@ static void unregister_cids(q_conn *c)
     }
     if (c->ocid_key && sl__map_get(&t->cids, c->ocid_key) == c)
         sl__map_del(&t->cids, c->ocid_key);
+    uint64_t now = now_ns();
     for (int i = 0; i < 8; i++) {
-        if (c->reset_keys[i] && sl__map_get(&t->reset_tokens, c->reset_keys[i]) == c)
+        if (c->reset_keys[i] && sl__map_get(&t->reset_tokens, c->reset_keys[i]) == c) {
             sl__map_del(&t->reset_tokens, c->reset_keys[i]);
+            t->gone_tokens[t->gone_next] = c->reset_keys[i];
+            t->gone_at[t->gone_next] = now;
+            t->gone_next = (t->gone_next + 1) % GONE_TOKENS;
+        }
         c->reset_keys[i] = 0;
     }
+}
+
+/* Whether a packet ending in this token key is a Stateless Reset for a
+ * connection released in the last GONE_TOKEN_NS: the peer may send one for
+ * every packet of ours it got, and a reset answered with a reset is what
+ * made two endpoints ping-pong once. */
+static bool reset_for_gone(const q_transport *t, uint64_t key)
+{
+    uint64_t now = now_ns();
+    for (unsigned i = 0; i < GONE_TOKENS; i++)
+        if (t->gone_tokens[i] == key && now - t->gone_at[i] < GONE_TOKEN_NS)
+            return true;
+    return false;
 }
 
 /*
@@ -1909,10 +1934,15 @@ static void handle_packet(q_transport *t, const uint8_t *pkt, size_t len,
         if (!(pkt[0] & 0x80)) {
             /* Maybe a Stateless Reset for one of our connections: it ends
              * with the peer's token, and only that identifies it. */
-            if (len >= 22)
-                c = sl__map_get(&t->reset_tokens,
-                                cid_key(pkt + len - NGTCP2_STATELESS_RESET_TOKENLEN,
-                                        NGTCP2_STATELESS_RESET_TOKENLEN));
+            uint64_t tk = len >= 22 ? cid_key(pkt + len - NGTCP2_STATELESS_RESET_TOKENLEN,
+                                              NGTCP2_STATELESS_RESET_TOKENLEN)
+                                    : 0;
+            if (tk)
+                c = sl__map_get(&t->reset_tokens, tk);
+            if (!c && tk && reset_for_gone(t, tk)) {
+                t->st.dropped_pkts++; /* a late reset of a connection that ended */
+                return;
+            }
             if (!c) {
                 /* A packet for a connection we do not know (it ended, or
                  * we restarted): answer with a Stateless Reset so the peer
