@@ -429,9 +429,12 @@ mergeInto(LibraryManager.library, {
     } catch (e) {
       return -2;
     }
-    var bytes = HEAPU8.slice(data, data + len);
+    var bytes = slWT.copyOut(data, len);
     sess.dgQueued++;
-    var done = function() { sess.dgQueued--; };
+    var done = function() {
+      sess.dgQueued--;
+      slWT.release(bytes);
+    };
     sess.dgWriter.write(bytes).then(done, done);
     return 0;
   },

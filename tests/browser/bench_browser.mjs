@@ -30,12 +30,13 @@ import http from 'node:http';
 import https from 'node:https';
 import { X509Certificate, createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { readFile, readdir, mkdtemp, rm } from 'node:fs/promises';
+import { readdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer } from 'ws';
+import { serveStatic } from './static_files.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = { budget: '110', rounds: '3', asks: '10000', msgs: '500000', 'ws-msgs': '50000', warmup: '1000', limit: '170', blocks: '20' };
@@ -83,16 +84,19 @@ hardLimit.unref();
 
 // ------------------------------------------------------------ CPU time
 const CLK_TCK = 100; // sysconf(_SC_CLK_TCK) on Linux
-function procCpu(pid) {
-  // utime + stime (fields 14, 15) in seconds; the name may hold spaces
+// /proc/<what>/stat of a process or a thread ("PID/task/TID"): CPU seconds
+// (utime + stime, fields 14 and 15), kernel seconds, minor page faults
+// (field 10); zeros once it is gone. The name (field 2) may hold spaces.
+function procStat(what) {
   try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const s = readFileSync(`/proc/${what}/stat`, 'utf8');
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+    return { cpu: (Number(f[11]) + Number(f[12])) / CLK_TCK, sys: Number(f[12]) / CLK_TCK, faults: Number(f[7]) };
   } catch {
-    return 0;
+    return { cpu: 0, sys: 0, faults: 0 };
   }
 }
+const procCpu = (pid) => procStat(pid).cpu;
 async function descendants(root) {
   // every pid whose ancestry reaches root
   const parent = new Map();
@@ -127,7 +131,6 @@ async function descendants(root) {
 
 // ------------------------------------------------------------ static pages + ws
 const mounts = { '/dist/': path.resolve(args.dist), '/page/': here };
-const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.html': 'text/html; charset=utf-8' };
 const marks = [];
 let wtEcho = null;
 let resolveResult;
@@ -166,14 +169,16 @@ async function mark(name) {
           continue;
         }
         const k = `  ${p.kind}/${comm}`;
-        cpu[k] = (cpu[k] || 0) + procCpu(`${p.pid}/task/${tid}`);
+        const st = procStat(`${p.pid}/task/${tid}`);
+        const add = (key, x) => {
+          cpu[key] = (cpu[key] || 0) + x;
+        };
+        add(k, st.cpu);
+        add(`${k}:sys`, st.sys);
+        add(`${k}:pagefaults/1000`, st.faults / 1000);
         try {
-          const st = readFileSync(`/proc/${p.pid}/task/${tid}/stat`, 'utf8');
-          const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-          cpu[`${k}:sys`] = (cpu[`${k}:sys`] || 0) + Number(f[12]) / CLK_TCK;
-          cpu[`${k}:pagefaults/1000`] = (cpu[`${k}:pagefaults/1000`] || 0) + Number(f[7]) / 1000;
           const sw = /voluntary_ctxt_switches:\s*(\d+)/.exec(readFileSync(`/proc/${p.pid}/task/${tid}/status`, 'utf8'));
-          cpu[`${k}:wakeups/1000`] = (cpu[`${k}:wakeups/1000`] || 0) + Number(sw[1]) / 1000;
+          add(`${k}:wakeups/1000`, Number(sw[1]) / 1000);
         } catch {
           /* gone */
         }
@@ -191,7 +196,6 @@ function body(req) {
 }
 async function serve(req, res) {
   const url = new URL(req.url, 'http://localhost');
-  let file = null;
   if (req.method === 'POST' && url.pathname === '/mark') {
     await mark(url.searchParams.get('name'));
     res.writeHead(204);
@@ -215,32 +219,16 @@ async function serve(req, res) {
     res.end();
     return;
   }
-  if (url.pathname === '/favicon.ico') {
-    res.writeHead(204);
-    res.end();
-    return;
-  }
-  if (url.pathname === '/') file = path.join(here, 'bench_page.html');
-  for (const [prefix, dir] of Object.entries(mounts)) {
-    const name = url.pathname.startsWith(prefix) ? url.pathname.slice(prefix.length) : null;
-    if (name && /^[A-Za-z0-9._-]+$/.test(name) && !name.startsWith('.')) file = path.join(dir, name);
-  }
-  try {
-    if (!file) throw new Error('not found');
-    const body = await readFile(file);
-    res.writeHead(200, {
-      'content-type': types[path.extname(file)] || 'application/octet-stream',
-      'cache-control': 'no-store',
+  await serveStatic(req, res, {
+    mounts,
+    index: path.join(here, 'bench_page.html'),
+    headers: {
       // cross-origin isolation: performance.now() at 5 µs instead of 100 µs
       'cross-origin-opener-policy': 'same-origin',
       'cross-origin-embedder-policy': 'require-corp',
       'document-policy': 'js-profiling', // the JS Self-Profiling API, for --diag
-    });
-    res.end(body);
-  } catch {
-    res.writeHead(404);
-    res.end();
-  }
+    },
+  });
 }
 const server = http.createServer(serve);
 // The same WebSocket server over TLS too (wss), with the certificate the

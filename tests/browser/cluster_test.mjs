@@ -17,10 +17,10 @@
 // Exit 0 when every check passed.
 import http from 'node:http';
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { serveStatic } from './static_files.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -45,31 +45,9 @@ function check(name, ok, detail) {
 
 // ------------------------------------------------------------ static pages
 const mounts = { '/dist/': path.resolve(args.dist), '/page/': here };
-const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.html': 'text/html; charset=utf-8' };
+const index = path.join(here, 'cluster_page.html');
 function staticServer() {
-  return http.createServer(async (req, res) => {
-    const url = new URL(req.url, 'http://localhost');
-    let file = null;
-    if (url.pathname === '/favicon.ico') {
-      res.writeHead(204);
-      res.end();
-      return;
-    }
-    if (url.pathname === '/') file = path.join(here, 'cluster_page.html');
-    for (const [prefix, dir] of Object.entries(mounts)) {
-      const name = url.pathname.startsWith(prefix) ? url.pathname.slice(prefix.length) : null;
-      if (name && /^[A-Za-z0-9._-]+$/.test(name) && !name.startsWith('.')) file = path.join(dir, name);
-    }
-    try {
-      if (!file) throw new Error('not found');
-      const body = await readFile(file);
-      res.writeHead(200, { 'content-type': types[path.extname(file)] || 'application/octet-stream', 'cache-control': 'no-store' });
-      res.end(body);
-    } catch {
-      res.writeHead(404);
-      res.end();
-    }
-  });
+  return http.createServer((req, res) => serveStatic(req, res, { mounts, index }));
 }
 const pageA = staticServer();
 const pageB = staticServer();

@@ -3,10 +3,10 @@
 // (headless, through playwright-core; no browser is ever downloaded), wait
 // for its results and assert them. Exit 0 when every check passed.
 import http from 'node:http';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { serveStatic } from './static_files.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -19,31 +19,8 @@ const mounts = {
   '/tests/': path.join(root, 'tests/wasm'),
   '/schemas/': path.join(root, 'schemas'),
 };
-const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.html': 'text/html; charset=utf-8' };
-
-const server = http.createServer(async (req, res) => {
-  const url = new URL(req.url, 'http://localhost');
-  if (url.pathname === '/favicon.ico') {
-    res.writeHead(204);
-    res.end();
-    return;
-  }
-  let file = null;
-  if (url.pathname === '/' || url.pathname === '/index.html') file = path.join(here, 'wasm_page.html');
-  for (const [prefix, dir] of Object.entries(mounts)) {
-    const name = url.pathname.startsWith(prefix) ? url.pathname.slice(prefix.length) : null;
-    if (name && /^[A-Za-z0-9._-]+$/.test(name) && !name.startsWith('.')) file = path.join(dir, name);
-  }
-  try {
-    if (!file) throw new Error('not found');
-    const body = await readFile(file);
-    res.writeHead(200, { 'content-type': types[path.extname(file)] || 'application/octet-stream', 'cache-control': 'no-store' });
-    res.end(body);
-  } catch {
-    res.writeHead(404, { 'content-type': 'text/plain' });
-    res.end('not found');
-  }
-});
+const index = path.join(here, 'wasm_page.html');
+const server = http.createServer((req, res) => serveStatic(req, res, { mounts, index }));
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 const base = `http://127.0.0.1:${server.address().port}/`;
 
