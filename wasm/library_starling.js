@@ -58,7 +58,13 @@ mergeInto(LibraryManager.library, {
       if (!slLoop.nodes) slLoop.nodes = new Map();
       var st = slLoop.nodes.get(n);
       if (!st) {
-        st = { timer: null };
+        st = { timer: null, run: null };
+        /* the node's turn, made once (a turn is posted per message that
+           finds the node idle) */
+        st.run = function() {
+          /* a node freed meanwhile (or a new one at the same address) is not ours */
+          if (slLoop.current(n, st)) _sl__web_on_post(n);
+        };
         slLoop.nodes.set(n, st);
       }
       return st;
@@ -75,12 +81,8 @@ mergeInto(LibraryManager.library, {
   sl__web_post__deps: ['$slLoop'],
   sl__web_post: function(n, soon) {
     var st = slLoop.state(n);
-    var run = function() {
-      /* a node freed meanwhile (or a new one at the same address) is not ours */
-      if (slLoop.current(n, st)) _sl__web_on_post(n);
-    };
-    if (soon) slLoop.microtask(run);
-    else slLoop.macrotask(run);
+    if (soon) slLoop.microtask(st.run);
+    else slLoop.macrotask(st.run);
   },
 
   sl__web_timer__deps: ['$slLoop'],

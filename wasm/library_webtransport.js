@@ -114,7 +114,15 @@ mergeInto(LibraryManager.library, {
         wrEnded: false, order: 0,
         readable: null, reader: null, byob: false, wantRead: false, readBusy: false,
         readDone: false, stopCode: null, buf: null, readLater: false,
+        inflight: [],    /* pieces written and not yet settled, in order */
+        /* the stream's promise handlers, made once rather than per call (a
+           stream carries a write and a read per round trip) */
+        onWritten: null, onWriteFailed: null, onRead: null, onReadFailed: null,
       };
+      st.onWritten = function() { slWT.written(st, true); };
+      st.onWriteFailed = function() { slWT.written(st, false); };
+      st.onRead = function(r) { slWT.got(st, r); };
+      st.onReadFailed = function(e) { slWT.readFailed(st, e); };
       slWT.streams.set(st.id, st);
       sess.streams.add(st);
       return st;
@@ -160,7 +168,11 @@ mergeInto(LibraryManager.library, {
     copyOut: function(data, len) {
       if (len > slWT.SMALL) return HEAPU8.slice(data, data + len);
       var v = new Uint8Array(slWT.pool.pop() || new ArrayBuffer(slWT.SMALL), 0, len);
-      v.set(HEAPU8.subarray(data, data + len));
+      if (len <= 256) {   /* a loop makes no view of the source */
+        for (var i = 0; i < len; i++) v[i] = HEAPU8[data + i];
+      } else {
+        v.set(HEAPU8.subarray(data, data + len));
+      }
       return v;
     },
     release: function(piece) {
@@ -168,13 +180,16 @@ mergeInto(LibraryManager.library, {
       if (b.byteLength === slWT.SMALL && slWT.pool.length < slWT.POOL_MAX) slWT.pool.push(b);
     },
     writePiece: function(st, piece) {
-      st.writer.write(piece).then(function() {
-        slWT.release(piece);
-        if (!st.dead && st.resetCode === null) _sl__wt_on_sent(st.s, piece.byteLength);
-      }, function() {
-        slWT.release(piece);   /* the stream failed: writer.closed reports it */
-      });
+      st.inflight.push(piece);
+      st.writer.write(piece).then(st.onWritten, st.onWriteFailed);
       slWT.issueLater();
+    },
+    /* A write settled (a stream's writes settle in the order they were made);
+       after a failure, writer.closed reports it. */
+    written: function(st, ok) {
+      var piece = st.inflight.shift();
+      slWT.release(piece);
+      if (ok && !st.dead && st.resetCode === null) _sl__wt_on_sent(st.s, piece.byteLength);
     },
     close: function(st) {
       st.writer.close().then(function() {
@@ -203,12 +218,13 @@ mergeInto(LibraryManager.library, {
     LATER_HOPS: 4,
     issueLater: function() {
       var l = slWT.later;
-      if (!l.length) return;
-      slWT.later = [];
-      for (var i = 0; i < l.length; i++) {
-        l[i].readLater = false;
-        slWT.read(l[i]);
-      }
+      var n = l.length;
+      /* a write made while data is being delivered (C answering at once)
+         leaves them: they would only be deferred again */
+      if (!n || slWT.delivering) return;
+      for (var i = 0; i < n; i++) l[i].readLater = false;
+      for (var j = 0; j < n; j++) slWT.read(l[j]);
+      l.length = 0;
     },
     hopLater: function() {
       if (!slWT.later.length) {
@@ -235,7 +251,6 @@ mergeInto(LibraryManager.library, {
         return;
       }
       st.readBusy = true;
-      var t = st.sess.t;
       var p;
       if (st.byob) {
         var buf = st.buf && st.buf.byteLength === slWT.READ_CHUNK ? st.buf : new ArrayBuffer(slWT.READ_CHUNK);
@@ -244,42 +259,46 @@ mergeInto(LibraryManager.library, {
       } else {
         p = st.reader.read();
       }
-      p.then(function(r) {
-        st.readBusy = false;
-        if (st.dead || st.readDone) return;
-        var v = r.value;
-        var n = v ? v.byteLength : 0;
-        if (!r.done && n === 0) {   /* nothing: read again */
-          if (st.byob && v) st.buf = v.buffer;
-          slWT.read(st);
+      p.then(st.onRead, st.onReadFailed);
+    },
+    /* A read of the stream completed: hand the bytes to C. */
+    got: function(st, r) {
+      st.readBusy = false;
+      if (st.dead || st.readDone) return;
+      var t = st.sess.t;
+      var v = r.value;
+      var n = v ? v.byteLength : 0;
+      if (!r.done && n === 0) {   /* nothing: read again */
+        if (st.byob && v) st.buf = v.buffer;
+        slWT.read(st);
+        return;
+      }
+      var ptr = 0;
+      if (n) {
+        ptr = slWT.toC(t, v);
+        if (!ptr) {               /* no memory: give the stream up */
+          st.stopCode = 0;
+          slWT.cancel(st);
+          _sl__wt_on_read_end(st.s, 2, 0);
           return;
         }
-        var ptr = 0;
-        if (n) {
-          ptr = slWT.toC(t, v);
-          if (!ptr) {               /* no memory: give the stream up */
-            st.stopCode = 0;
-            slWT.cancel(st);
-            _sl__wt_on_read_end(st.s, 2, 0);
-            return;
-          }
-        }
-        if (st.byob && v) st.buf = v.buffer;  /* reuse the (transferred) buffer */
-        if (r.done) st.readDone = true;
-        slWT.delivering = true;
-        try {
-          _sl__wt_on_data(st.s, ptr, n, r.done ? 1 : 0);
-        } finally {
-          slWT.delivering = false;
-        }
-      }, function(e) {
-        st.readBusy = false;
-        if (st.dead || st.readDone) return;
-        st.readDone = true;
-        var code = slWT.codeOf(e);
-        if (code >= 0) _sl__wt_on_read_end(st.s, 1, code);
-        else slWT.failed(st, _sl__wt_on_read_end);
-      });
+      }
+      if (st.byob && v) st.buf = v.buffer;  /* reuse the (transferred) buffer */
+      if (r.done) st.readDone = true;
+      slWT.delivering = true;
+      try {
+        _sl__wt_on_data(st.s, ptr, n, r.done ? 1 : 0);
+      } finally {
+        slWT.delivering = false;
+      }
+    },
+    readFailed: function(st, e) {
+      st.readBusy = false;
+      if (st.dead || st.readDone) return;
+      st.readDone = true;
+      var code = slWT.codeOf(e);
+      if (code >= 0) _sl__wt_on_read_end(st.s, 1, code);
+      else slWT.failed(st, _sl__wt_on_read_end);
     },
     acceptLoop: function(sess, readable, bidi) {
       var r = readable.getReader();
@@ -492,7 +511,7 @@ mergeInto(LibraryManager.library, {
       return -1;
     }
     for (var off = 0; off < len; off += slWT.PIECE) {
-      var piece = bytes.subarray(off, Math.min(len, off + slWT.PIECE));
+      var piece = len <= slWT.PIECE ? bytes : bytes.subarray(off, Math.min(len, off + slWT.PIECE));
       if (st.writer) slWT.writePiece(st, piece);
       else st.pending.push(piece);
     }

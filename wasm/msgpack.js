@@ -329,22 +329,23 @@ function enc(w, v, depth) {
 }
 
 /**
- * Encode into the shared buffer and call fn(bytes) with a view of it; the
- * view is valid only during fn. For the API's hot path (one copy, into the
- * wasm memory, instead of two).
+ * Encode into the shared buffer and return a view of the bytes, valid only
+ * until the next encode: the caller copies them at once. For the API's hot
+ * path (one copy, into the wasm memory, instead of two).
  */
-export function encodeWith(value, fn) {
-  if (sharedBusy) return fn(encode(value));
+export function encodeTemp(value) {
+  if (sharedBusy) return encode(value); // re-entered by a getter of the value
   const w = shared;
   sharedBusy = true;
   try {
     w.pos = 0;
     enc(w, value, 0);
-    return fn(w.buf.subarray(0, w.pos));
   } finally {
     sharedBusy = false;
-    if (w.buf.length > 1 << 20) shared = new Writer(4096); // do not pin a big buffer
   }
+  const out = w.buf.subarray(0, w.pos);
+  if (w.buf.length > 1 << 20) shared = new Writer(4096); // do not pin a big buffer
+  return out;
 }
 
 /** Encode a JavaScript value as msgpack; returns a new Uint8Array. */
@@ -380,19 +381,26 @@ function extAllowed(lim, t) {
   return false;
 }
 
-// One decoding pass. With build false it only validates (check()).
+// One decoding pass over bytes[start, end). With build false it only
+// validates (check()). Positions are indices into bytes.
 class Reader {
-  constructor(bytes, lim, build, mapsAsMaps) {
+  constructor(bytes, lim, build, mapsAsMaps, start, end) {
     this.b = bytes;
-    this.v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.p = 0;
-    this.end = bytes.length;
+    this.dv = null; // made when a multi-byte number is read (see v)
+    this.p = start;
+    this.end = end;
     this.lim = lim;
     this.maxDepth = Math.min(lim.maxDepth, DEPTH_CAP);
     this.depth = 0;
     this.elements = 1; // the outermost value
     this.build = build;
     this.mapsAsMaps = mapsAsMaps;
+  }
+
+  // A DataView of the input, made on first use: most messages (small ints,
+  // short strings and binaries) never need one.
+  get v() {
+    return this.dv || (this.dv = new DataView(this.b.buffer, this.b.byteOffset, this.b.byteLength));
   }
 
   // Need n fixed header bytes after the type byte at p.
@@ -424,7 +432,6 @@ class Reader {
       this.p++;
       return this.str(t & 0x1f);
     }
-    const v = this.v;
     let p = this.p;
     let n;
     switch (t) {
@@ -449,19 +456,19 @@ class Reader {
       case 0xc9: {
         const w = 1 << (t - 0xc7);
         this.need(w + 1);
-        n = w === 1 ? b[p + 1] : w === 2 ? v.getUint16(p + 1) : v.getUint32(p + 1);
-        const type = v.getInt8(p + 1 + w);
+        n = w === 1 ? b[p + 1] : w === 2 ? this.v.getUint16(p + 1) : this.v.getUint32(p + 1);
+        const type = this.v.getInt8(p + 1 + w);
         this.p = p + 2 + w;
         return this.ext(type, n);
       }
       case 0xca:
         this.need(4);
         this.p = p + 5;
-        return v.getFloat32(p + 1);
+        return this.v.getFloat32(p + 1);
       case 0xcb:
         this.need(8);
         this.p = p + 9;
-        return v.getFloat64(p + 1);
+        return this.v.getFloat64(p + 1);
       case 0xcc:
         this.need(1);
         this.p = p + 2;
@@ -469,37 +476,37 @@ class Reader {
       case 0xcd:
         this.need(2);
         this.p = p + 3;
-        return v.getUint16(p + 1);
+        return this.v.getUint16(p + 1);
       case 0xce:
         this.need(4);
         this.p = p + 5;
-        return v.getUint32(p + 1);
+        return this.v.getUint32(p + 1);
       case 0xcf: {
         this.need(8);
         this.p = p + 9;
-        const hi = v.getUint32(p + 1);
-        if (hi < 0x200000) return hi * 0x100000000 + v.getUint32(p + 5);
-        return v.getBigUint64(p + 1);
+        const hi = this.v.getUint32(p + 1);
+        if (hi < 0x200000) return hi * 0x100000000 + this.v.getUint32(p + 5);
+        return this.v.getBigUint64(p + 1);
       }
       case 0xd0:
         this.need(1);
         this.p = p + 2;
-        return v.getInt8(p + 1);
+        return this.v.getInt8(p + 1);
       case 0xd1:
         this.need(2);
         this.p = p + 3;
-        return v.getInt16(p + 1);
+        return this.v.getInt16(p + 1);
       case 0xd2:
         this.need(4);
         this.p = p + 5;
-        return v.getInt32(p + 1);
+        return this.v.getInt32(p + 1);
       case 0xd3: {
         this.need(8);
         this.p = p + 9;
-        const hi = v.getInt32(p + 1);
-        const lo = v.getUint32(p + 5);
+        const hi = this.v.getInt32(p + 1);
+        const lo = this.v.getUint32(p + 5);
         if (hi >= -0x200000 && hi < 0x200000 && !(hi === -0x200000 && lo === 0)) return hi * 0x100000000 + lo;
-        return v.getBigInt64(p + 1);
+        return this.v.getBigInt64(p + 1);
       }
       case 0xd4:
       case 0xd5:
@@ -507,7 +514,7 @@ class Reader {
       case 0xd7:
       case 0xd8: {
         this.need(1);
-        const type = v.getInt8(p + 1);
+        const type = this.v.getInt8(p + 1);
         this.p = p + 2;
         return this.ext(type, 1 << (t - 0xd4));
       }
@@ -638,12 +645,15 @@ function toBytes(bytes) {
 
 function run(bytes, limits, build, mapsAsMaps) {
   const b = toBytes(bytes);
-  const lim = normLimits(limits);
-  if (b.length > lim.maxSize) throw decodeError('SL_ERR_DECODE_TOO_BIG');
-  const r = new Reader(b, lim, build, mapsAsMaps);
+  return runAt(b, 0, b.length, normLimits(limits), build, mapsAsMaps);
+}
+
+function runAt(b, start, end, lim, build, mapsAsMaps) {
+  if (end - start > lim.maxSize) throw decodeError('SL_ERR_DECODE_TOO_BIG');
+  const r = new Reader(b, lim, build, mapsAsMaps, start, end);
   if (r.elements > lim.maxElements) throw decodeError('SL_ERR_DECODE_BUDGET');
   const v = r.value();
-  if (r.p !== b.length) throw decodeError('SL_ERR_DECODE_TRAILING');
+  if (r.p !== end) throw decodeError('SL_ERR_DECODE_TRAILING');
   return v;
 }
 
@@ -653,6 +663,14 @@ function run(bytes, limits, build, mapsAsMaps) {
  */
 export function decode(bytes, options) {
   return run(bytes, options && options.limits, true, !!options && options.maps === 'map');
+}
+
+/**
+ * decode() of bytes[start, end) of a Uint8Array, with the default limits
+ * (no view of the range is made: for decoding in place in the wasm memory).
+ */
+export function decodeAt(bytes, start, end) {
+  return runAt(bytes, start, end, DEFAULT_LIMITS, true, false);
 }
 
 /**

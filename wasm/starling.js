@@ -30,7 +30,7 @@
 
 import createCore from './starling-core.mjs';
 import { StarlingError } from './errors.js';
-import { encodeWith, encode, decode, check, Ext, DEFAULT_LIMITS } from './msgpack.js';
+import { encodeTemp, encode, decode, decodeAt, check, Ext, DEFAULT_LIMITS } from './msgpack.js';
 
 export { StarlingError, encode, decode, check, Ext, DEFAULT_LIMITS };
 export {
@@ -82,6 +82,57 @@ function msOf(ms, dflt) {
   if (ms === undefined) return dflt;
   if (typeof ms !== 'number' || !(ms >= 0)) throw new TypeError('milliseconds must be a number >= 0');
   return ms;
+}
+
+// The pending asks of an actor, by ask id. Most agents wait for one answer
+// at a time: that ask is kept in a slot of its own, the others in a Map (a
+// Map entry added and deleted per ask makes V8 reallocate the Map's table
+// every few asks).
+class AskTable {
+  constructor() {
+    this.key = -1;
+    this.ask = null;
+    this.more = null;
+  }
+  get(key) {
+    if (this.ask !== null && key === this.key) return this.ask;
+    return this.more === null ? undefined : this.more.get(key);
+  }
+  set(key, ask) {
+    if (this.ask === null) {
+      this.key = key;
+      this.ask = ask;
+    } else {
+      if (this.more === null) this.more = new Map();
+      this.more.set(key, ask);
+    }
+  }
+  delete(key) {
+    if (this.ask !== null && key === this.key) {
+      this.key = -1;
+      this.ask = null;
+    } else if (this.more !== null) {
+      this.more.delete(key);
+    }
+  }
+  values() {
+    const all = this.more === null ? [] : [...this.more.values()];
+    if (this.ask !== null) all.unshift(this.ask);
+    return all;
+  }
+  clear() {
+    this.key = -1;
+    this.ask = null;
+    this.more = null;
+  }
+}
+
+// A promise's resolve and reject functions, without a closure per promise:
+// new Promise(grab) leaves them in `grabbed` (the executor runs at once).
+const grabbed = [null, null];
+function grab(resolve, reject) {
+  grabbed[0] = resolve;
+  grabbed[1] = reject;
 }
 
 // A 64-bit value from its halves: a Number while exact, else a BigInt.
@@ -219,6 +270,7 @@ class Host {
     this.scratch = 0;
     this.scratchCap = 0;
     this.scratchBusy = false;
+    this.vlen = 0; // the length of the last valueIn()
     const countPtr = M._malloc(4);
     const lp = M._sl__js_layout(countPtr) >> 2;
     const n = M.HEAPU32[countPtr >> 2];
@@ -270,21 +322,19 @@ class Host {
     this.M.HEAPU8[at + r.written] = 0;
   }
 
-  // Call fn(ptr, len) with `bytes` copied into the module's memory.
-  withBytes(bytes, fn) {
+  // Copy `bytes` into the module's memory for one call into C: returns the
+  // pointer (0 when empty); give it back with bytesOut(p) after the call.
+  // The hot paths use this pair rather than withBytes (no closures made).
+  bytesIn(bytes) {
     const M = this.M;
     const n = bytes.length;
-    if (n === 0) return fn(0, 0);
+    if (n === 0) return 0;
     if (this.scratchBusy) {
-      // re-entered (a callback ran inside the call): use a buffer of its own
+      // re-entered (a callback ran inside the call): a buffer of its own
       const p = M._malloc(n);
       if (!p) throw this.error(-1);
-      try {
-        M.HEAPU8.set(bytes, p);
-        return fn(p, n);
-      } finally {
-        M._free(p);
-      }
+      M.HEAPU8.set(bytes, p);
+      return p;
     }
     if (n > this.scratchCap) {
       if (this.scratch) M._free(this.scratch);
@@ -295,22 +345,53 @@ class Host {
     }
     M.HEAPU8.set(bytes, this.scratch);
     this.scratchBusy = true;
+    return this.scratch;
+  }
+
+  bytesOut(p) {
+    if (!p) return;
+    if (p !== this.scratch || !this.scratchBusy) {
+      this.M._free(p);
+      return;
+    }
+    this.scratchBusy = false;
+    if (this.scratchCap > SCRATCH_KEEP) {
+      this.M._free(this.scratch);
+      this.scratch = 0;
+      this.scratchCap = 0;
+    }
+  }
+
+  // A value (undefined = no payload) encoded into the module's memory as by
+  // bytesIn(); its length is left in this.vlen.
+  valueIn(value) {
+    if (value === undefined) {
+      this.vlen = 0;
+      return 0;
+    }
+    const bytes = encodeTemp(value);
+    this.vlen = bytes.length;
+    return this.bytesIn(bytes);
+  }
+
+  // Call fn(ptr, len) with `bytes` copied into the module's memory.
+  withBytes(bytes, fn) {
+    const p = this.bytesIn(bytes);
     try {
-      return fn(this.scratch, n);
+      return fn(p, bytes.length);
     } finally {
-      this.scratchBusy = false;
-      if (this.scratchCap > SCRATCH_KEEP) {
-        M._free(this.scratch);
-        this.scratch = 0;
-        this.scratchCap = 0;
-      }
+      this.bytesOut(p);
     }
   }
 
   // Encode a value (undefined = no payload) and call fn(ptr, len).
   withValue(value, fn) {
-    if (value === undefined) return fn(0, 0);
-    return encodeWith(value, (bytes) => this.withBytes(bytes, fn));
+    const p = this.valueIn(value);
+    try {
+      return fn(p, this.vlen);
+    } finally {
+      this.bytesOut(p);
+    }
   }
 
   // The payload of the sl_msg at m: [value] or throws a StarlingError.
@@ -319,7 +400,7 @@ class Host {
     const len = H[(m + this.L.len) >> 2];
     if (len === 0) return undefined;
     const data = H[(m + this.L.data) >> 2];
-    return decode(this.M.HEAPU8.subarray(data, data + len));
+    return decodeAt(this.M.HEAPU8, data, data + len);
   }
 
   newActor(rec) {
@@ -419,8 +500,8 @@ class Host {
     }
     rec.ptr = 0; // the C actor is freed after this returns
     this.releaseActor(rec);
-    for (const [, ask] of rec.asks) {
-      ask.cleanup();
+    for (const ask of rec.asks.values()) {
+      if (ask.cleanup) ask.cleanup();
       ask.reject(new StarlingError('SL_ERR_CANCELLED', 'the asking actor stopped', this.errNo.get('SL_ERR_CANCELLED')));
     }
     rec.asks.clear();
@@ -486,7 +567,7 @@ class Host {
         this.M._sl__js_ask_cancel(rec.ptr, ...halves(key));
       }
       rec.asks.delete(key);
-      ask.cleanup();
+      if (ask.cleanup) ask.cleanup();
       ask.reject(err);
       return;
     }
@@ -498,18 +579,19 @@ class Host {
           this.report(rec.node, err, rec.id);
         }
       } else {
-        ask.chunks.push(value);
+        (ask.chunks || (ask.chunks = [])).push(value);
       }
       return;
     }
     rec.asks.delete(key);
-    ask.cleanup();
+    if (ask.cleanup) ask.cleanup();
     if (kind === KIND_REPLY) ask.resolve(value);
     else if (kind === KIND_END) {
       if (ask.onChunk) ask.resolve(value);
       else {
-        if (value !== undefined) ask.chunks.push(value);
-        ask.resolve(ask.chunks);
+        const chunks = ask.chunks || [];
+        if (value !== undefined) chunks.push(value);
+        ask.resolve(chunks);
       }
     } else {
       const st = this.M.HEAP32[(m + this.L.status) >> 2];
@@ -578,23 +660,32 @@ class ActorContext {
     }
     const signal = opts && opts.signal;
     if (signal && signal.aborted) return Promise.reject(signal.reason);
-    const rc = host.withValue(value, (p, n) => M._sl__js_ask(self, id[0], id[1], id[2], id[3], type, prio, p, n, ms));
+    // No closures on this path: an agent may ask in a tight loop, and what
+    // it allocates the page's garbage collector pays for.
+    const p = host.valueIn(value);
+    let rc;
+    try {
+      rc = M._sl__js_ask(self, id[0], id[1], id[2], id[3], type, prio, p, host.vlen, ms);
+    } finally {
+      host.bytesOut(p);
+    }
     if (rc) return Promise.reject(host.error(rc, `ask ${to}`));
     const key = host.ioRef();
-    return new Promise((resolve, reject) => {
-      const ask = { resolve, reject, chunks: [], onChunk: opts && opts.onChunk, cleanup: () => {} };
-      if (signal) {
-        const onAbort = () => {
-          if (rec.asks.get(key) !== ask) return;
-          rec.asks.delete(key);
-          if (rec.ptr) M._sl__js_ask_cancel(rec.ptr, ...halves(key));
-          reject(signal.reason);
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
-        ask.cleanup = () => signal.removeEventListener('abort', onAbort);
-      }
-      rec.asks.set(key, ask);
-    });
+    // chunks: made by the first chunk; cleanup: set with a signal
+    const promise = new Promise(grab);
+    const ask = { resolve: grabbed[0], reject: grabbed[1], chunks: null, onChunk: (opts && opts.onChunk) || null, cleanup: null };
+    if (signal) {
+      const onAbort = () => {
+        if (rec.asks.get(key) !== ask) return;
+        rec.asks.delete(key);
+        if (rec.ptr) M._sl__js_ask_cancel(rec.ptr, ...halves(key));
+        ask.reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      ask.cleanup = () => signal.removeEventListener('abort', onAbort);
+    }
+    rec.asks.set(key, ask);
+    return promise;
   }
 
   _reply(kind, msg, value, opts) {
@@ -787,7 +878,7 @@ class StarlingNode {
     if (behavior === null || typeof behavior !== 'object') {
       throw new TypeError('spawn a behaviour object {onStart, onMessage, onStop} or a C agent name');
     }
-    const rec = { handle: -1, beh: behavior, node: this, ptr: 0, id: null, asks: new Map(), ctx: null };
+    const rec = { handle: -1, beh: behavior, node: this, ptr: 0, id: null, asks: new AskTable(), ctx: null };
     rec.ctx = new ActorContext(rec);
     const handle = host.newActor(rec);
     const rc = M._sl__js_spawn(node, handle, 0, 0, 0, cap, overflow, trap, hasName, link[0], link[1], link[2], link[3]);
@@ -818,7 +909,13 @@ class StarlingNode {
     const id = parseId(to);
     const prio = prioOf(opts && opts.prio);
     const type = typeOf(opts && opts.type);
-    const rc = host.withValue(value, (p, n) => host.M._sl__js_send(node, self, id[0], id[1], id[2], id[3], type, prio, p, n));
+    const p = host.valueIn(value); // (no closure: the hot path of sends)
+    let rc;
+    try {
+      rc = host.M._sl__js_send(node, self, id[0], id[1], id[2], id[3], type, prio, p, host.vlen);
+    } finally {
+      host.bytesOut(p);
+    }
     if (rc) throw host.error(rc, `send to ${to}`);
   }
 

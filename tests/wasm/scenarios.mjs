@@ -115,6 +115,19 @@ export async function actorScenarios(api, t) {
       t.ok(noact instanceof StarlingError && noact.code === 'SL_ERR_NOACTOR', 'ask to a stopped actor rejects SL_ERR_NOACTOR', noact && noact.code);
       const badid = await rejection(node.ask('nope', 1));
       t.ok(badid instanceof StarlingError && badid.code === 'SL_ERR_BAD_ID', 'malformed id', badid && badid.code);
+      // several asks of one actor pending at once, answered out of order
+      // (the asker keeps one pending ask apart from the others)
+      const later = node.spawn({
+        onMessage(ctx, msg) {
+          if (msg.kind === 'ask') setTimeout(() => ctx.reply(msg, msg.value), msg.value);
+        },
+      });
+      const order = [];
+      const waits = [40, 0, 20, 0];
+      const all = await Promise.all(waits.map((ms, i) => node.ask(later, ms, { deadlineMs: 2000 }).then((v) => (order.push(i), v))));
+      t.eq(all.join(','), '40,0,20,0', 'concurrent asks of one actor each settle with their own answer');
+      t.eq(order[order.length - 1], 0, 'the first ask, answered last, settles too', order.join(','));
+      t.eq(await node.ask(later, 0), 0, 'an ask after them');
       await node.shutdown();
     },
 
