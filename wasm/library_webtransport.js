@@ -30,7 +30,7 @@ mergeInto(LibraryManager.library, {
     PIECE: 65536,        /* largest single writer.write() */
     SMALL: 2048,         /* writes up to this size are copied into pooled buffers */
     POOL_MAX: 32,
-    pool: [],            /* ArrayBuffers of SMALL bytes whose write settled */
+    pool: [],            /* views of ArrayBuffers of SMALL bytes whose write settled */
     DGRAM_QUEUE: 256,    /* datagram writes not yet resolved before SL_ERR_AGAIN */
     next: 1,             /* next handle */
     sessions: null,      /* handle -> session; made on first use (this object is
@@ -167,7 +167,8 @@ mergeInto(LibraryManager.library, {
        them). A buffer of exactly SMALL bytes is one of the pool's. */
     copyOut: function(data, len) {
       if (len > slWT.SMALL) return HEAPU8.slice(data, data + len);
-      var v = new Uint8Array(slWT.pool.pop() || new ArrayBuffer(slWT.SMALL), 0, len);
+      var v = slWT.pool.pop();
+      if (!v || v.length !== len) v = new Uint8Array(v ? v.buffer : new ArrayBuffer(slWT.SMALL), 0, len);
       if (len <= 256) {   /* a loop makes no view of the source */
         for (var i = 0; i < len; i++) v[i] = HEAPU8[data + i];
       } else {
@@ -177,7 +178,7 @@ mergeInto(LibraryManager.library, {
     },
     release: function(piece) {
       var b = piece.buffer;
-      if (b.byteLength === slWT.SMALL && slWT.pool.length < slWT.POOL_MAX) slWT.pool.push(b);
+      if (b.byteLength === slWT.SMALL && slWT.pool.length < slWT.POOL_MAX) slWT.pool.push(piece);
     },
     writePiece: function(st, piece) {
       st.inflight.push(piece);
