@@ -54,6 +54,22 @@ mergeInto(LibraryManager.library, {
       if (!slLoop.resolved) slLoop.resolved = Promise.resolve();
       slLoop.resolved.then(fn);
     },
+    /* While the transport hands data read from the network to C
+       (library_webtransport.js sets `holding`), a turn posted as a microtask
+       is held instead and run by runHeld() as soon as that call returned, in
+       the same promise reaction: an answer reaches its asker's continuation
+       one reaction sooner. */
+    holding: false,
+    held: [],
+    spare: [],
+    runHeld: function() {
+      var h = slLoop.held;
+      if (!h.length) return;
+      slLoop.held = slLoop.spare;
+      slLoop.spare = h;
+      for (var i = 0; i < h.length; i++) h[i]();
+      h.length = 0;
+    },
     state: function(n) {
       if (!slLoop.nodes) slLoop.nodes = new Map();
       var st = slLoop.nodes.get(n);
@@ -81,8 +97,9 @@ mergeInto(LibraryManager.library, {
   sl__web_post__deps: ['$slLoop'],
   sl__web_post: function(n, soon) {
     var st = slLoop.state(n);
-    if (soon) slLoop.microtask(st.run);
-    else slLoop.macrotask(st.run);
+    if (!soon) slLoop.macrotask(st.run);
+    else if (slLoop.holding) slLoop.held.push(st.run);
+    else slLoop.microtask(st.run);
   },
 
   sl__web_timer__deps: ['$slLoop'],

@@ -25,6 +25,7 @@
  * for macrotasks, setTimeout as the fallback).
  */
 mergeInto(LibraryManager.library, {
+  $slWT__deps: ['$slLoop'],
   $slWT: {
     READ_CHUNK: 65536,   /* = SL__WT_READ_CHUNK in transport_web.h */
     PIECE: 65536,        /* largest single writer.write() */
@@ -63,13 +64,6 @@ mergeInto(LibraryManager.library, {
         }
       }
       slWT.post(fn);
-    },
-    /* A microtask as a promise reaction (cheaper than queueMicrotask() in
-       Chromium, see library_starling.js). */
-    resolved: null,
-    microtask: function(fn) {
-      if (!slWT.resolved) slWT.resolved = Promise.resolve();
-      slWT.resolved.then(fn);
     },
     /* A WebTransportError carrying a stream error code, for abort()/cancel().
        Chromium 156 has the older constructor, WebTransportError({streamErrorCode,
@@ -232,7 +226,7 @@ mergeInto(LibraryManager.library, {
         slWT.laterHops = 0;
         return;
       }
-      if (--slWT.laterHops > 0) slWT.microtask(slWT.hopLater);
+      if (--slWT.laterHops > 0) slLoop.microtask(slWT.hopLater);
       else slWT.issueLater();
     },
     read: function(st) {
@@ -242,13 +236,9 @@ mergeInto(LibraryManager.library, {
         return;
       }
       if (st.readBusy || st.readLater) return;
-      if (slWT.delivering) {
+      if (slWT.delivering) {   /* got() starts the hops once C returned */
         st.readLater = true;
         slWT.later.push(st);
-        if (!slWT.laterHops) {
-          slWT.laterHops = slWT.LATER_HOPS;
-          slWT.microtask(slWT.hopLater);
-        }
         return;
       }
       st.readBusy = true;
@@ -287,10 +277,23 @@ mergeInto(LibraryManager.library, {
       if (st.byob && v) st.buf = v.buffer;  /* reuse the (transferred) buffer */
       if (r.done) st.readDone = true;
       slWT.delivering = true;
+      slLoop.holding = true;
+      var ok = false;
       try {
         _sl__wt_on_data(st.s, ptr, n, r.done ? 1 : 0);
+        ok = true;
       } finally {
         slWT.delivering = false;
+        slLoop.holding = false;
+        if (!ok) slLoop.microtask(slLoop.runHeld);
+      }
+      /* the node's turn for this data runs now (an answer settles its ask and
+         queues the asker's continuation); the hops for deferred reads are
+         queued after it, so that the continuation's write comes first */
+      slLoop.runHeld();
+      if (slWT.later.length && !slWT.laterHops) {
+        slWT.laterHops = slWT.LATER_HOPS;
+        slLoop.microtask(slWT.hopLater);
       }
     },
     readFailed: function(st, e) {
