@@ -21,8 +21,9 @@
  * module's memory may grow during any call into C, so HEAPU8 is read again
  * after every such call.
  *
- * Nothing here assumes Node.js: it runs in a page or a worker (MessageChannel
- * for macrotasks, setTimeout as the fallback).
+ * Nothing here assumes Node.js: it runs in a page or a worker. Macrotasks
+ * and microtasks are library_starling.js's (slLoop), which this library
+ * depends on.
  */
 mergeInto(LibraryManager.library, {
   $slWT__deps: ['$slLoop'],
@@ -38,32 +39,12 @@ mergeInto(LibraryManager.library, {
                             serialised into the module's text by Emscripten) */
     streams: null,       /* handle -> stream */
     transports: null,    /* C transport pointer -> true while alive */
-    queue: [],
-    post: null,
     init: function() {
       if (!slWT.sessions) {
         slWT.sessions = new Map();
         slWT.streams = new Map();
         slWT.transports = new Map();
       }
-    },
-    macrotask: function(fn) {
-      if (!slWT.post) {
-        if (typeof MessageChannel == 'function') {
-          var ch = new MessageChannel();
-          ch.port1.onmessage = function() {
-            var f = slWT.queue.shift();
-            if (f) f();
-          };
-          slWT.post = function(f) {
-            slWT.queue.push(f);
-            ch.port2.postMessage(0);
-          };
-        } else {
-          slWT.post = function(f) { setTimeout(f, 0); };
-        }
-      }
-      slWT.post(fn);
     },
     /* A WebTransportError carrying a stream error code, for abort()/cancel().
        Chromium 156 has the older constructor, WebTransportError({streamErrorCode,
@@ -358,7 +339,7 @@ mergeInto(LibraryManager.library, {
        session is ending, which `closed` reports right after; so tell C in a
        later macrotask, and only if the session is still there. */
     failed: function(st, fn) {
-      slWT.macrotask(function() {
+      slLoop.macrotask(function() {
         if (!st.dead && !st.sess.ended) fn(st.s, 2, 0);
       });
     },
@@ -372,7 +353,7 @@ mergeInto(LibraryManager.library, {
   sl__wt_post__deps: ['$slWT'],
   sl__wt_post: function(t) {
     var tok = slWT.transport(t);
-    slWT.macrotask(function() {
+    slLoop.macrotask(function() {
       /* a transport freed meanwhile (or a new one at its address) is not ours */
       if (slWT.transports.get(t) === tok) _sl__wt_on_post(t);
     });

@@ -324,7 +324,7 @@ class Host {
 
   // Copy `bytes` into the module's memory for one call into C: returns the
   // pointer (0 when empty); give it back with bytesOut(p) after the call.
-  // The hot paths use this pair rather than withBytes (no closures made).
+  // The hot paths use this pair rather than withValue (no closures made).
   bytesIn(bytes) {
     const M = this.M;
     const n = bytes.length;
@@ -372,16 +372,6 @@ class Host {
     const bytes = encodeTemp(value);
     this.vlen = bytes.length;
     return this.bytesIn(bytes);
-  }
-
-  // Call fn(ptr, len) with `bytes` copied into the module's memory.
-  withBytes(bytes, fn) {
-    const p = this.bytesIn(bytes);
-    try {
-      return fn(p, bytes.length);
-    } finally {
-      this.bytesOut(p);
-    }
   }
 
   // Encode a value (undefined = no payload) and call fn(ptr, len).

@@ -18,7 +18,8 @@
 /* performance.now(): monotonic milliseconds with a fraction. */
 double sl__web_now_ms(void);
 /* Call sl__web_on_post(n) from a new macrotask, or (soon != 0) from a
- * microtask: right after the JavaScript that is running now returns. */
+ * microtask: right after the JavaScript that is running now returns (while
+ * the transport delivers data, right after that delivery returned). */
 void sl__web_post(sl_web_node *n, int soon);
 /* Arm the node's one-shot timer to call sl__web_on_timer(n) after `ms`
  * milliseconds, replacing the previous one; a negative `ms` only clears it. */
