@@ -61,15 +61,30 @@ mergeInto(LibraryManager.library, {
        the same promise reaction: an answer reaches its asker's continuation
        one reaction sooner. */
     holding: false,
-    held: [],
+    held: [],         /* turns held: held[0 .. nheld) (an array's length set
+                         to 0 would drop its storage, made again per ask) */
+    nheld: 0,
     spare: [],
     runHeld: function() {
+      var n = slLoop.nheld;
+      if (!n) return;
       var h = slLoop.held;
-      if (!h.length) return;
       slLoop.held = slLoop.spare;
       slLoop.spare = h;
-      for (var i = 0; i < h.length; i++) h[i]();
-      h.length = 0;
+      slLoop.nheld = 0;
+      var i = 0;
+      try {
+        for (; i < n; i++) {
+          var f = h[i];
+          h[i] = null;
+          f();
+        }
+      } finally {   /* a turn threw: the rest still run, later */
+        for (i++; i < n; i++) {
+          slLoop.microtask(h[i]);
+          h[i] = null;
+        }
+      }
     },
     state: function(n) {
       if (!slLoop.nodes) slLoop.nodes = new Map();
@@ -99,7 +114,7 @@ mergeInto(LibraryManager.library, {
   sl__web_post: function(n, soon) {
     var st = slLoop.state(n);
     if (!soon) slLoop.macrotask(st.run);
-    else if (slLoop.holding) slLoop.held.push(st.run);
+    else if (slLoop.holding) slLoop.held[slLoop.nheld++] = st.run;
     else slLoop.microtask(st.run);
   },
 

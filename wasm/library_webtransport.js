@@ -125,6 +125,7 @@ mergeInto(LibraryManager.library, {
       if (readable) {
         st.readable = readable;
         try {
+          if (globalThis.__noByob) throw new Error('x');
           st.reader = readable.getReader({ mode: 'byob' });
           st.byob = true;
         } catch (e) {
@@ -189,21 +190,27 @@ mergeInto(LibraryManager.library, {
        request is being made (a request/answer loop would pay it on every
        round trip; after the write it overlaps the network's flight). */
     delivering: false,
-    later: [],
+    later: [],         /* later[0 .. nlater): not emptied by length = 0,
+                          which would drop the array's storage */
+    nlater: 0,
     laterHops: 0,
     LATER_HOPS: 4,
     issueLater: function() {
       var l = slWT.later;
-      var n = l.length;
+      var n = slWT.nlater;
       /* a write made while data is being delivered (C answering at once)
          leaves them: they would only be deferred again */
       if (!n || slWT.delivering) return;
+      slWT.nlater = 0;
       for (var i = 0; i < n; i++) l[i].readLater = false;
-      for (var j = 0; j < n; j++) slWT.read(l[j]);
-      l.length = 0;
+      for (var j = 0; j < n; j++) {
+        var st = l[j];
+        l[j] = null;
+        slWT.read(st);
+      }
     },
     hopLater: function() {
-      if (!slWT.later.length) {
+      if (!slWT.nlater) {
         slWT.laterHops = 0;
         return;
       }
@@ -219,7 +226,7 @@ mergeInto(LibraryManager.library, {
       if (st.readBusy || st.readLater) return;
       if (slWT.delivering) {   /* got() starts the hops once C returned */
         st.readLater = true;
-        slWT.later.push(st);
+        slWT.later[slWT.nlater++] = st;
         return;
       }
       st.readBusy = true;
@@ -272,7 +279,7 @@ mergeInto(LibraryManager.library, {
          queues the asker's continuation); the hops for deferred reads are
          queued after it, so that the continuation's write comes first */
       slLoop.runHeld();
-      if (slWT.later.length && !slWT.laterHops) {
+      if (slWT.nlater && !slWT.laterHops) {
         slWT.laterHops = slWT.LATER_HOPS;
         slLoop.microtask(slWT.hopLater);
       }

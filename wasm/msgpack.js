@@ -89,6 +89,9 @@ class Writer {
 // sends a message while its object is being encoded) gets its own.
 let shared = new Writer(4096);
 let sharedBusy = false;
+// encodeTemp's last view of shared.buf: the next value of the same length
+// gets the same view again (a request loop allocates none).
+let sharedView = null;
 
 function head(w, byte) {
   w.ensure(1);
@@ -331,7 +334,8 @@ function enc(w, v, depth) {
 /**
  * Encode into the shared buffer and return a view of the bytes, valid only
  * until the next encode: the caller copies them at once. For the API's hot
- * path (one copy, into the wasm memory, instead of two).
+ * path (one copy, into the wasm memory, instead of two). The view may be
+ * the one returned last time.
  */
 export function encodeTemp(value) {
   if (sharedBusy) return encode(value); // re-entered by a getter of the value
@@ -343,8 +347,12 @@ export function encodeTemp(value) {
   } finally {
     sharedBusy = false;
   }
-  const out = w.buf.subarray(0, w.pos);
-  if (w.buf.length > 1 << 20) shared = new Writer(4096); // do not pin a big buffer
+  let out = sharedView;
+  if (out === null || out.length !== w.pos || out.buffer !== w.buf.buffer) out = sharedView = w.buf.subarray(0, w.pos);
+  if (w.buf.length > 1 << 20) { // do not pin a big buffer
+    shared = new Writer(4096);
+    sharedView = null;
+  }
   return out;
 }
 
@@ -385,6 +393,10 @@ function extAllowed(lim, t) {
 // validates (check()). Positions are indices into bytes.
 class Reader {
   constructor(bytes, lim, build, mapsAsMaps, start, end) {
+    this.reset(bytes, lim, build, mapsAsMaps, start, end);
+  }
+
+  reset(bytes, lim, build, mapsAsMaps, start, end) {
     this.b = bytes;
     this.dv = null; // made when a multi-byte number is read (see v)
     this.p = start;
@@ -648,13 +660,28 @@ function run(bytes, limits, build, mapsAsMaps) {
   return runAt(b, 0, b.length, normLimits(limits), build, mapsAsMaps);
 }
 
+// A Reader kept between decodes (a message loop decodes one value per
+// message); a decode inside a decode takes a new one.
+let spareReader = null;
+
 function runAt(b, start, end, lim, build, mapsAsMaps) {
   if (end - start > lim.maxSize) throw decodeError('SL_ERR_DECODE_TOO_BIG');
-  const r = new Reader(b, lim, build, mapsAsMaps, start, end);
-  if (r.elements > lim.maxElements) throw decodeError('SL_ERR_DECODE_BUDGET');
-  const v = r.value();
-  if (r.p !== end) throw decodeError('SL_ERR_DECODE_TRAILING');
-  return v;
+  let r = spareReader;
+  if (r === null) r = new Reader(b, lim, build, mapsAsMaps, start, end);
+  else {
+    spareReader = null;
+    r.reset(b, lim, build, mapsAsMaps, start, end);
+  }
+  try {
+    if (r.elements > lim.maxElements) throw decodeError('SL_ERR_DECODE_BUDGET');
+    const v = r.value();
+    if (r.p !== end) throw decodeError('SL_ERR_DECODE_TRAILING');
+    return v;
+  } finally {
+    r.b = null; // pins neither the input nor the wasm memory
+    r.dv = null;
+    spareReader = r;
+  }
 }
 
 /**

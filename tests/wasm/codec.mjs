@@ -219,6 +219,17 @@ export function codecTests(api, vectors, t, cCheck) {
     ['92', 'SL_ERR_DECODE_LENGTH', undefined, 'array of 2 with no element'],
   ];
   for (const [h, want, lim, what] of hostile) t.eq(codeOf(() => decode(hex(h), { limits: lim })), want, `hostile: ${what}`);
+  // The decoder's state is kept between decodes: one that failed deep inside
+  // a value leaves nothing behind for the next.
+  const nested = '91'.repeat(20) + '93010203';
+  let afterFail = null;
+  for (const h of ['91'.repeat(100000) + 'c0', '9291c1', '92', 'dc0010' + 'c0'.repeat(16)]) {
+    codeOf(() => decode(hex(h), { limits: { maxElements: 10 } }));
+    let v = decode(hex(nested));
+    for (let i = 0; i < 20 && Array.isArray(v) && v.length === 1; i++) v = v[0];
+    afterFail = afterFail === false ? false : same(v, [1, 2, 3]);
+  }
+  t.ok(afterFail, 'a decode after a failed one (too deep, reserved byte, truncated, over budget) is whole');
 
   // ---- the JS decoder against the C validator, on random and mutated bytes
   if (cCheck) {
