@@ -14,6 +14,10 @@
 #                       than the page's 5 µs clock in p50). Also send_p50_us,
 #                       send_p99_us: the same round trip made of two plain
 #                       messages (browser agent -> echo -> browser agent).
+#                       raw_wt_p50_us, raw_wt_p99_us, raw_wt_mean_us: a
+#                       64-byte echo over one WebTransport stream to
+#                       tests/wt_echo_server, no Starling in the page (the
+#                       floor under Starling's asks).
 #   browser_throughput  the gateway's `blaster` sends `msgs` 64-byte messages
 #                       to a browser agent (honouring backpressure), timed in
 #                       the page from the request to the final message:

@@ -4,8 +4,8 @@
 //   node bench_browser.mjs --peer BUILD/tests/gateway_peer --dist BUILD_WASM
 //        --cert C --key K --hash HEX [--only browser_rtt|browser_throughput]
 //        [--rounds 3] [--asks 10000] [--msgs 500000] [--ws-msgs 50000]
-//        [--warmup 1000] [--blocks 20] [--verbose 1]
-//        [--diag 1 --wtecho BUILD/tests/wt_echo_server]
+//        [--warmup 1000] [--blocks 20] [--verbose 1] [--diag 1]
+//        [--wtecho BUILD/tests/wt_echo_server]
 //
 //  1. serves bench_page.html/.mjs and the wasm build on 127.0.0.1 (node:http,
 //     cross-origin isolated so that performance.now() has 5 µs resolution),
@@ -17,8 +17,9 @@
 //  3. opens the page in headless Chromium (started directly, no DevTools
 //     client: see below), which measures both sides in alternation for each
 //     round (bench_page.mjs) and POSTs its results to /result; the round
-//     trips of each round are taken in --blocks turns (Starling asks, ws,
-//     wss, Starling sends, then again), so that every way sees the same
+//     trips of each round are taken in --blocks turns (raw WebTransport
+//     echo when --wtecho is given, Starling asks, ws, wss, Starling sends,
+//     then again), so that every way sees the same
 //     machine; --blocks 1 measures them one after another, with the CPU
 //     time of each;
 //  4. prints one JSON line per benchmark, each figure the median over the
@@ -305,8 +306,9 @@ const readyLine = await new Promise((resolve) => {
   });
   peer.on('exit', () => resolve(null));
 });
-// --diag: a plain WebTransport echo server too (raw browser WebTransport costs)
-if (P.diag && args.wtecho) {
+// --wtecho: a plain WebTransport echo server too, the floor under Starling's
+// asks (browser_rtt's raw_wt_* figures; --diag's raw measurements)
+if (args.wtecho) {
   const we = (wtEcho = spawn(args.wtecho, ['--port', '0', '--cert', args.cert, '--key', args.key, '--token', TOKEN,
     '--timeout', String(Number(args.limit) + 10)], { stdio: ['ignore', 'pipe', 'ignore'] }));
   cleanupFns.push(() => we.kill('SIGTERM'));
@@ -408,6 +410,11 @@ if (P.rtt) {
     ws_mean_us: r1(median(R.map((r) => r.ws_rtt.mean_us))),
     wss_p50_us: r1(median(R.map((r) => r.wss_rtt.p50_us))),
     wss_p99_us: r1(median(R.map((r) => r.wss_rtt.p99_us))),
+    ...(R.every((r) => r.raw_wt) ? {
+      raw_wt_p50_us: r1(median(R.map((r) => r.raw_wt.p50_us))),
+      raw_wt_p99_us: r1(median(R.map((r) => r.raw_wt.p99_us))),
+      raw_wt_mean_us: r1(median(R.map((r) => r.raw_wt.mean_us))),
+    } : {}),
   }));
 }
 if (P.tp) {

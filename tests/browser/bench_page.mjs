@@ -425,7 +425,9 @@ async function run(p) {
       await mark(`r${r} rtt (interleaved)`);
       const per = Math.ceil(p.asks / p.blocks);
       const acc = { starling_rtt: [], ws_rtt: [], wss_rtt: [], starling_pingpong: [], raw_wt: [] };
-      const raw = p.diag && p.wtUrl ? await rawSession(p.wtUrl) : null;
+      // the raw WebTransport echo: Chromium's WebTransport with no Starling
+      const raw = p.wtUrl ? await rawSession(p.wtUrl) : null;
+      if (raw) await raw.rtt(Math.min(p.warmup, 1000));
       for (let b = 0; b < p.blocks; b++) {
         if (raw) acc.raw_wt.push(await raw.rtt(per));
         acc.starling_rtt.push(await starlingAsks(per, payload));
