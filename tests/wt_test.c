@@ -90,6 +90,7 @@ struct wtc {
     uint8_t dgram[1500];
     size_t dlen;
     uint64_t dsid;
+    bool hold; /* WebTransport streams' data is not consumed (no credit back) */
 };
 
 static void *nm_malloc(size_t n, void *ud)
@@ -238,7 +239,8 @@ static void cl_stream_open(sl_stream *s, void *ud)
 static void cl_stream_data(sl_stream *s, const uint8_t *p, size_t len, bool fin, void *ud)
 {
     wtc_stream *r = sl_stream_data(s);
-    sl_stream_consume(s, len);
+    if (!(r && r->mode == M_RAW && r->w->hold))
+        sl_stream_consume(s, len);
     if (!r)
         return;
     const uint8_t *q = p;
@@ -375,6 +377,9 @@ static void std_control(wtc *w)
     w->qdec = open_uni(w, &d, 1);
 }
 
+/* The client's receive windows (stream and connection); 0 = the defaults. */
+static uint32_t wtc_window;
+
 static wtc *wtc_new(qh_harness *h, qh_side *srv, bool control)
 {
     wtc *w = calloc(1, sizeof *w);
@@ -388,6 +393,10 @@ static wtc *wtc_new(qh_harness *h, qh_side *srv, bool control)
     qh_settings(w->side, &s);
     s.ud = w;
     s.alpn = "h3";
+    if (wtc_window) {
+        s.stream_window = wtc_window;
+        s.conn_window = wtc_window;
+    }
     s.cb = (sl_transport_callbacks){.on_conn_ready = cl_ready,
                                     .on_conn_closed = cl_closed,
                                     .on_stream_open = cl_stream_open,
@@ -811,6 +820,48 @@ static void test_server_closes_session(void **state)
      * after its linger time. */
     assert_true(qh_run(h, until_client_closed, w, 6000));
     assert_true(w->why.app && w->why.code == SL__H3_NO_ERROR);
+    wtc_fini(w);
+    qh_finish(h);
+    free(w);
+}
+
+/* A session closed while its capsule cannot leave (the client gives back
+ * no flow-control credit, so the connection's window is spent by a stream
+ * of the session) is finished all the same after CAPSULE_WAIT_MS: the
+ * application hears on_conn_closed and the client sees the session's
+ * stream reset, not a session that hangs until the peer reads. */
+static void test_close_capsule_blocked(void **state)
+{
+    (void)state;
+    qh_harness *h = qh_new();
+    qh_side *srv = server(h, 0, false);
+    wtc_window = 65536;
+    wtc *w = wtc_new(h, srv, true);
+    wtc_window = 0;
+    w->hold = true;
+    wtc_stream *cs = open_session(w, srv);
+    qh_conn *sc = srv_session(srv, 0);
+    wtc_stream *b = wtc_wt_stream(w, true, 0);
+    size_t total = 3 * 65536;
+    uint8_t *data = qh_pattern(total, 5);
+    put(b->s, data, total);
+    /* The echo stops at the client's window (the preamble and the control
+     * streams' bytes count against the connection window too). */
+    for (int i = 0; i < 100 && b->raw < 60000; i++)
+        qh_run(h, NULL, NULL, 10);
+    qh_run(h, NULL, NULL, 100);
+    assert_true(b->raw >= 60000 && b->raw <= 65536);
+    uint64_t t0 = uv_now(&h->loop);
+    SLT_OK(sl_conn_close(sc->c, 4242, "bye from starling"));
+    assert_true(qh_run(h, until_srv_closed, srv, RUN_MS));
+    uint64_t waited = uv_now(&h->loop) - t0;
+    assert_true(waited >= 150 && waited < 2000);
+    assert_true(sc->why.err == SL_OK && sc->why.app && !sc->why.by_peer && sc->why.code == 4242);
+    /* The capsule never reached the client; the stream was reset. */
+    assert_true(qh_run(h, until_reset, b, RUN_MS));
+    assert_true(b->reset && b->reset_code == SL__WT_SESSION_GONE);
+    assert_false(cs->close_rx);
+    free(data);
     wtc_fini(w);
     qh_finish(h);
     free(w);
@@ -1606,6 +1657,7 @@ int main(void)
         cmocka_unit_test_teardown(test_settings_and_session, qh_teardown),
         cmocka_unit_test_teardown(test_bidi_uni_datagram_echo, qh_teardown),
         cmocka_unit_test_teardown(test_server_closes_session, qh_teardown),
+        cmocka_unit_test_teardown(test_close_capsule_blocked, qh_teardown),
         cmocka_unit_test_teardown(test_client_closes_session, qh_teardown),
         cmocka_unit_test_teardown(test_client_fin_closes_with_code_0, qh_teardown),
         cmocka_unit_test_teardown(test_close_inside_on_conn_ready, qh_teardown),
