@@ -18,6 +18,7 @@
  *             messages of 64 bytes to the sender as fast as backpressure
  *             allows (SL_ERR_AGAIN waits for SL_TYPE_RESUME), then BLAST_DONE
  *   far-echo  (with --far) an echo on the second node
+ *   far-silent (with --far) never answers, on the second node
  * Not exposed: `secret` (an echo the browser must not reach).
  *
  * The prober's script, for X:
@@ -31,8 +32,10 @@
  *   6. type SCRIPT_DONE
  *
  * Prints "READY port=<p> gateway=<node id> far=<node id or 0>", then one
- * "EXPOSED <name> <id>" per exposed actor and event lines. Exits 0 on
- * SIGTERM/SIGINT or after --timeout seconds, having stopped its nodes.
+ * "EXPOSED <name> <id>" per exposed actor and event lines. SIGUSR1 stops
+ * the second node alone (its link to the gateway goes; "FAR-STOPPED" once
+ * it has stopped). Exits 0 on SIGTERM/SIGINT or after --timeout seconds,
+ * having stopped its nodes.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -63,9 +66,10 @@ enum {
 
 static uv_loop_t loop;
 static sl_node *gw, *far_node;
-static uv_signal_t sigs[2];
+static uv_signal_t sigs[3];
 static uv_timer_t deadline;
 static int stopping;
+static bool far_stopping; /* SIGUSR1 stopped the far node */
 
 /* --------------------------------------------------------------- payloads */
 
@@ -290,8 +294,8 @@ static void stopped(sl_node *n, void *ud)
     (void)n;
     (void)ud;
     if (--stopping == 0) {
-        uv_close((uv_handle_t *)&sigs[0], NULL);
-        uv_close((uv_handle_t *)&sigs[1], NULL);
+        for (int i = 0; i < 3; i++)
+            uv_close((uv_handle_t *)&sigs[i], NULL);
         uv_close((uv_handle_t *)&deadline, NULL);
     }
 }
@@ -300,17 +304,30 @@ static void stop_all(void)
 {
     if (stopping)
         return;
-    stopping = far_node ? 2 : 1;
+    bool far = far_node && !far_stopping;
+    stopping = far ? 2 : 1;
     sl_node_stop(gw, stopped, NULL);
-    if (far_node)
+    if (far)
         sl_node_stop(far_node, stopped, NULL);
+}
+
+static void far_stopped(sl_node *n, void *ud)
+{
+    (void)n;
+    (void)ud;
+    printf("FAR-STOPPED\n");
+    fflush(stdout);
 }
 
 static void on_signal(uv_signal_t *s, int sig)
 {
     (void)s;
-    (void)sig;
-    stop_all();
+    if (sig != SIGUSR1) {
+        stop_all();
+    } else if (far_node && !far_stopping && !stopping) {
+        far_stopping = true;
+        sl_node_stop(far_node, far_stopped, NULL);
+    }
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -464,6 +481,10 @@ int main(int argc, char **argv)
             sl_node_expose(gw, "far-echo", id) != SL_OK)
             return 1;
         print_id("EXPOSED", "far-echo", id);
+        if (sl_spawn(sl_node_core(far_node), &silent_b, NULL, &o, &id) != SL_OK ||
+            sl_node_expose(gw, "far-silent", id) != SL_OK)
+            return 1;
+        print_id("EXPOSED", "far-silent", id);
     }
     printf("READY port=%u gateway=%016llx far=%016llx\n", bound, (unsigned long long)sl_node_id(gw),
            (unsigned long long)far_id);
@@ -473,6 +494,8 @@ int main(int argc, char **argv)
     uv_signal_start(&sigs[0], on_signal, SIGTERM);
     uv_signal_init(&loop, &sigs[1]);
     uv_signal_start(&sigs[1], on_signal, SIGINT);
+    uv_signal_init(&loop, &sigs[2]);
+    uv_signal_start(&sigs[2], on_signal, SIGUSR1);
     uv_timer_init(&loop, &deadline);
     uv_timer_start(&deadline, on_deadline, (uint64_t)(timeout_s * 1000), 0);
     uv_run(&loop, UV_RUN_DEFAULT);

@@ -159,6 +159,19 @@ async function full() {
   const dg = got.filter((g) => g.kind === 'echoed-dgram').length;
   check('datagrams browser -> native -> browser (unreliable both ways)', umax && umax.value > 100 && dg >= 15, `max ${umax && umax.value}, ${dg}/20 came back`);
 
+  // A relayed ask whose node goes away fails at once with SL_ERR_NOCONN,
+  // not at its deadline: the gateway cuts the browser's half when its link
+  // to that node ends.
+  const farSilent = ex.get('far-silent');
+  const rf2 = await node.ask(far, 'path up', { deadlineMs: 3000 }).catch((e) => e);
+  const tHeld = performance.now();
+  const held = node.ask(farSilent, 'never answered', { deadlineMs: 20000 }).then(() => 'answered', (e) => e);
+  await sleep(300);
+  const stopped = await window.harness('far-stop');
+  const hr = await Promise.race([held, sleep(15000).then(() => 'still pending')]);
+  const hms = performance.now() - tHeld;
+  check('relayed ask, the node behind the gateway stops: fails with SL_ERR_NOCONN long before its deadline', rf2 === 'path up' && stopped && hr && hr.code === 'SL_ERR_NOCONN' && hms < 10000, `${String(rf2)} ${stopped} ${hr && hr.code ? hr.code : hr} after ${Math.round(hms)} ms`);
+
   // the native node restarts: DOWN for the monitored agent, then reconnect with the same id
   got.length = 0;
   peers.length = 0;

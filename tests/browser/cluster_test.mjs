@@ -11,6 +11,7 @@
 //     agents join through the gateway and check every direction (see the
 //     page); `window.harness('restart')` kills the gateway process and starts
 //     it again on the same port, so the page sees DOWN and a reconnect;
+//     `window.harness('far-stop')` stops the node behind the gateway;
 //  4. closes that page and checks that the native agent monitoring one of
 //     its agents got DOWN(noconnection);
 //  5. opens the page of origin B, whose connect must be refused.
@@ -121,6 +122,11 @@ try {
       const again = await waitLine(/^READY /, 10000);
       check('gateway restarted on the same port', again !== null, again);
       return true;
+    }
+    if (cmd === 'far-stop') {
+      const seen = waitLine(/^FAR-STOPPED$/, 10000);
+      peer.kill('SIGUSR1');
+      return (await seen) !== null;
     }
     throw new Error(`unknown harness command ${cmd}`);
   });
