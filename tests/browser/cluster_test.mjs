@@ -138,8 +138,14 @@ try {
       if (process.env.SL_VERBOSE || m.type() === 'error') console.log(`${origin} console.${m.type()}: ${m.text()}`);
     });
     const qs = new URLSearchParams({ port: String(port), hash: args.hash, token: TOKEN, mode, secret: secret ? secret[1] : '', echo: echoId ? echoId[1] : '' });
+    // An uncaught error (e.g. the page's module does not parse) ends the
+    // wait at once, with its cause, instead of after the 90 s timeout.
+    let broke = null;
+    const broken = new Promise((_, reject) => { broke = reject; });
+    broken.catch(() => {});
+    page.on('pageerror', (err) => broke(new Error(`page error: ${err && err.stack ? err.stack : err}`)));
     await page.goto(`${origin}/?${qs}`);
-    await page.waitForFunction(() => window.__results !== undefined, null, { timeout: 90000 });
+    await Promise.race([page.waitForFunction(() => window.__results !== undefined, null, { timeout: 90000 }), broken]);
     const results = await page.evaluate(() => window.__results);
     for (const r of results) check(`${mode}: ${r.name}`, r.ok, r.detail);
     return page;
