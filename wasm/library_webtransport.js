@@ -125,7 +125,6 @@ mergeInto(LibraryManager.library, {
       if (readable) {
         st.readable = readable;
         try {
-          if (globalThis.__noByob) throw new Error('x');
           st.reader = readable.getReader({ mode: 'byob' });
           st.byob = true;
         } catch (e) {
