@@ -30,6 +30,12 @@
  *      IGNORED_RESULT (SL_ERR_TIMEOUT expected)
  *   5. DGRAM_N unreliable messages (type DGRAM)
  *   6. type SCRIPT_DONE
+ * A message of type HANG from a browser actor Y: the prober asks Y (type
+ * HANG, 30 s), which never answers; when the ask ends it prints
+ * "PROBER-HANG <SL_ERR_... or REPLY>" (the page closing must fail it with
+ * SL_ERR_NOCONN as soon as the gateway sees the session gone). With --far,
+ * `far-prober` on the second node does the same ("FAR-PROBER-HANG ..."):
+ * its ask is relayed by the gateway.
  *
  * Prints "READY port=<p> gateway=<node id> far=<node id or 0>", then one
  * "EXPOSED <name> <id>" per exposed actor and event lines. SIGUSR1 stops
@@ -52,6 +58,7 @@ enum {
     T_ANSWER = 21,
     T_IGNORED = 22,
     T_IGNORED_RESULT = 23,
+    T_HANG = 24,
     T_DGRAM = 30,
     T_SCRIPT_DONE = 31,
     T_BLAST = 40,
@@ -153,7 +160,7 @@ static const sl_behavior silent_b = {.on_message = silent_msg, .name = "silent"}
 
 typedef struct prober {
     sl_id x;
-    uint64_t q_ask, i_ask;
+    uint64_t q_ask, i_ask, h_ask;
 } prober;
 
 static int prober_msg(sl_actor *self, const sl_msg *m)
@@ -183,6 +190,19 @@ static int prober_msg(sl_actor *self, const sl_msg *m)
         rc = sl_ask(self, p->x, T_IGNORED, SL_PRIO_NORMAL, small, n, 300, &p->i_ask);
         if (rc)
             printf("PROBER ignored: %s\n", sl_err_name(rc));
+        fflush(stdout);
+        return 0;
+    }
+    if (m->kind == SL_KIND_SEND && m->type == T_HANG) {
+        int rc = sl_ask(self, m->from, T_HANG, SL_PRIO_NORMAL, NULL, 0, 30000, &p->h_ask);
+        if (rc)
+            printf("PROBER-HANG %s\n", sl_err_name(rc));
+        fflush(stdout);
+        return 0;
+    }
+    if ((m->kind == SL_KIND_REPLY || m->kind == SL_KIND_FAIL) && p->h_ask && m->corr == p->h_ask) {
+        printf("%sPROBER-HANG %s\n", sl_actor_core(self) == sl_node_core(gw) ? "" : "FAR-",
+               m->kind == SL_KIND_REPLY ? "REPLY" : sl_err_name(m->status));
         fflush(stdout);
         return 0;
     }
@@ -485,6 +505,10 @@ int main(int argc, char **argv)
             sl_node_expose(gw, "far-silent", id) != SL_OK)
             return 1;
         print_id("EXPOSED", "far-silent", id);
+        if (sl_spawn(sl_node_core(far_node), &prober_b, NULL, &o, &id) != SL_OK ||
+            sl_node_expose(gw, "far-prober", id) != SL_OK)
+            return 1;
+        print_id("EXPOSED", "far-prober", id);
     }
     printf("READY port=%u gateway=%016llx far=%016llx\n", bound, (unsigned long long)sl_node_id(gw),
            (unsigned long long)far_id);

@@ -13,7 +13,7 @@ const TOKEN = q.get('token');
 const MODE = q.get('mode') || 'full';
 const URL_OK = `https://127.0.0.1:${PORT}/starling`;
 
-const T = { PROBE: 1, BULK: 10, URGENT: 11, QUESTION: 20, ANSWER: 21, IGNORED: 22, IGNORED_RESULT: 23, DGRAM: 30, SCRIPT_DONE: 31 };
+const T = { PROBE: 1, BULK: 10, URGENT: 11, QUESTION: 20, ANSWER: 21, IGNORED: 22, IGNORED_RESULT: 23, HANG: 24, DGRAM: 30, SCRIPT_DONE: 31 };
 
 const results = [];
 const notes = [];
@@ -217,6 +217,21 @@ async function full() {
   const done = got.find((g) => g.type === T.SCRIPT_DONE);
   const dgr = got.filter((g) => g.type === T.DGRAM).length;
   check('datagrams native -> browser', done && done.value > 0 && dgr > 0 && dgr <= done.value, `${dgr} of ${done && done.value}`);
+
+  // The native probers (on the gateway, and behind it: relayed) ask an agent
+  // of ours that never answers; the harness then closes this page, and
+  // those asks must fail at once (cluster_test.mjs).
+  let hangAsked = 0;
+  node.spawn({
+    onStart(ctx) {
+      ctx.send(node.exposed().get('prober'), null, { type: T.HANG });
+      ctx.send(node.exposed().get('far-prober'), null, { type: T.HANG });
+    },
+    onMessage(ctx, m) {
+      if (m.kind === 'ask' && m.type === T.HANG) hangAsked++; // no reply
+    },
+  });
+  check('asks native -> browser left unanswered (direct and relayed): they arrived', await until(() => hangAsked === 2, 5000), `${hangAsked} of 2`);
 
   void x;
   window.__node = node;

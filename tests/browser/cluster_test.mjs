@@ -157,6 +157,12 @@ try {
   await a.close();
   const pd = await waitLine(/^PROBER-DOWN /, 8000);
   check('page closed: the native agent monitoring a browser agent gets DOWN(noconnection)', pd === 'PROBER-DOWN noconnection', pd);
+  // ...and its ask to a browser agent that never answered (30 s deadline)
+  // fails with SL_ERR_NOCONN when the gateway sees the session gone
+  const ph = await waitLine(/^PROBER-HANG /, 4000);
+  check('page closed: a native ask pending at a browser agent fails with SL_ERR_NOCONN, not at its deadline', ph === 'PROBER-HANG SL_ERR_NOCONN', ph);
+  const fh = await waitLine(/^FAR-PROBER-HANG /, 4000);
+  check('page closed: the same ask relayed by the gateway from the node behind it fails with SL_ERR_NOCONN', fh === 'FAR-PROBER-HANG SL_ERR_NOCONN', fh);
   const b = await run(originB, 'refused');
   await b.close();
   const h = await run(originA, 'hostile');
