@@ -377,10 +377,9 @@ static void std_control(wtc *w)
     w->qdec = open_uni(w, &d, 1);
 }
 
-/* The client's receive windows (stream and connection); 0 = the defaults. */
-static uint32_t wtc_window;
-
-static wtc *wtc_new(qh_harness *h, qh_side *srv, bool control)
+/* A client; window: its receive windows (stream and connection), 0 = the
+ * defaults. */
+static wtc *wtc_new_window(qh_harness *h, qh_side *srv, bool control, uint32_t window)
 {
     wtc *w = calloc(1, sizeof *w);
     assert_non_null(w);
@@ -393,9 +392,9 @@ static wtc *wtc_new(qh_harness *h, qh_side *srv, bool control)
     qh_settings(w->side, &s);
     s.ud = w;
     s.alpn = "h3";
-    if (wtc_window) {
-        s.stream_window = wtc_window;
-        s.conn_window = wtc_window;
+    if (window) {
+        s.stream_window = window;
+        s.conn_window = window;
     }
     s.cb = (sl_transport_callbacks){.on_conn_ready = cl_ready,
                                     .on_conn_closed = cl_closed,
@@ -414,6 +413,11 @@ static wtc *wtc_new(qh_harness *h, qh_side *srv, bool control)
     if (control)
         std_control(w);
     return w;
+}
+
+static wtc *wtc_new(qh_harness *h, qh_side *srv, bool control)
+{
+    return wtc_new_window(h, srv, control, 0);
 }
 
 /* Free the client's codecs (before qh_finish counts allocations). */
@@ -835,9 +839,7 @@ static void test_close_capsule_blocked(void **state)
     (void)state;
     qh_harness *h = qh_new();
     qh_side *srv = server(h, 0, false);
-    wtc_window = 65536;
-    wtc *w = wtc_new(h, srv, true);
-    wtc_window = 0;
+    wtc *w = wtc_new_window(h, srv, true, 65536);
     w->hold = true;
     wtc_stream *cs = open_session(w, srv);
     qh_conn *sc = srv_session(srv, 0);

@@ -62,15 +62,13 @@ mergeInto(LibraryManager.library, {
        one reaction sooner. */
     holding: false,
     held: [],         /* turns held: held[0 .. nheld) (an array's length set
-                         to 0 would drop its storage, made again per ask) */
+                         to 0 would drop its storage, made again per ask);
+                         none is added while they run (`holding` is off) */
     nheld: 0,
-    spare: [],
     runHeld: function() {
       var n = slLoop.nheld;
       if (!n) return;
       var h = slLoop.held;
-      slLoop.held = slLoop.spare;
-      slLoop.spare = h;
       slLoop.nheld = 0;
       var i = 0;
       try {

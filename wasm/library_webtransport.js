@@ -201,10 +201,10 @@ mergeInto(LibraryManager.library, {
          leaves them: they would only be deferred again */
       if (!n || slWT.delivering) return;
       slWT.nlater = 0;
-      for (var i = 0; i < n; i++) l[i].readLater = false;
-      for (var j = 0; j < n; j++) {
-        var st = l[j];
-        l[j] = null;
+      for (var i = 0; i < n; i++) {
+        var st = l[i];
+        l[i] = null;
+        st.readLater = false;
         slWT.read(st);
       }
     },

@@ -133,17 +133,21 @@ try {
   const pageErrors = [];
   async function run(origin, mode) {
     const page = await ctx.newPage();
-    page.on('pageerror', (err) => pageErrors.push(`${origin}: ${err && err.stack ? err.stack : err}`));
     page.on('console', (m) => {
       if (process.env.SL_VERBOSE || m.type() === 'error') console.log(`${origin} console.${m.type()}: ${m.text()}`);
     });
     const qs = new URLSearchParams({ port: String(port), hash: args.hash, token: TOKEN, mode, secret: secret ? secret[1] : '', echo: echoId ? echoId[1] : '' });
-    // An uncaught error (e.g. the page's module does not parse) ends the
-    // wait at once, with its cause, instead of after the 90 s timeout.
+    // An uncaught error is reported at the end; one before the results
+    // (e.g. the page's module does not parse) ends the wait at once, with
+    // its cause, instead of after the 90 s timeout.
     let broke = null;
     const broken = new Promise((_, reject) => { broke = reject; });
     broken.catch(() => {});
-    page.on('pageerror', (err) => broke(new Error(`page error: ${err && err.stack ? err.stack : err}`)));
+    page.on('pageerror', (err) => {
+      const e = `${origin}: ${err && err.stack ? err.stack : err}`;
+      pageErrors.push(e);
+      broke(new Error(`page error: ${e}`));
+    });
     await page.goto(`${origin}/?${qs}`);
     await Promise.race([page.waitForFunction(() => window.__results !== undefined, null, { timeout: 90000 }), broken]);
     const results = await page.evaluate(() => window.__results);
