@@ -571,6 +571,9 @@ static void test_idle_timeout(void **st)
     assert_true(uv_hrtime() - t0 >= 250 * 1000000ull);
     assert_int_equal(h.cli.why.err, SL_ERR_TIMEOUT);
     assert_int_equal(h.srv.why.err, SL_ERR_TIMEOUT);
+    /* and they say which timeout it was */
+    assert_non_null(strstr(h.cli.reason, "idle timeout"));
+    assert_non_null(strstr(h.srv.reason, "idle timeout"));
     finish(&h);
 }
 

@@ -747,7 +747,19 @@ static void conn_fail(q_conn *c, int nerr)
         conn_close_now(c, SL_ERR_CLOSED, false);
         return;
     case NGTCP2_ERR_IDLE_CLOSE:
+        /* Said to the application only: an idle close sends nothing. */
+        snprintf(c->close_reason, sizeof c->close_reason,
+                 "idle timeout: nothing heard from the peer within idle_timeout_ms");
         c->ccerr.type = NGTCP2_CCERR_TYPE_IDLE_CLOSE;
+        c->ccerr.reason = (const uint8_t *)c->close_reason;
+        c->ccerr.reasonlen = strlen(c->close_reason);
+        conn_close_now(c, SL_ERR_TIMEOUT, false);
+        return;
+    case NGTCP2_ERR_HANDSHAKE_TIMEOUT:
+        snprintf(c->close_reason, sizeof c->close_reason,
+                 "handshake timed out: not complete within handshake_timeout_ms");
+        ngtcp2_ccerr_set_liberr(&c->ccerr, nerr, (const uint8_t *)c->close_reason,
+                                strlen(c->close_reason));
         conn_close_now(c, SL_ERR_TIMEOUT, false);
         return;
     case NGTCP2_ERR_CRYPTO: {
