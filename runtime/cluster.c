@@ -174,6 +174,11 @@ typedef struct dial {
     uint64_t retry_ns; /* next attempt when neither */
     uint32_t backoff_ms;
     uint32_t attempts;
+    /* attempts that failed since the peer was last up, and the last one's
+     * error and reason (sl__cluster_dial_failure) */
+    uint32_t failures;
+    int fail_err;
+    char fail_reason[128];
 } dial;
 
 struct sl__cluster {
@@ -1850,6 +1855,8 @@ static int on_welcome(sl__cluster *k, plink *l, const msgpack_object *o)
     l->welcomed = l->current = true;
     k->uplink = l;
     k->welcomed_once = true;
+    if (l->dial)
+        l->dial->failures = 0;
     k->st.peers_up++;
     if (k->on_peer)
         k->on_peer(gw, true, k->ud);
@@ -1973,6 +1980,14 @@ static dial *dial_of_conn(sl__cluster *k, sl_conn *c)
         if (d->pending == c)
             return d;
     return NULL;
+}
+
+/* An attempt of `d` failed with `err` (0: SL_ERR_NOCONN) and `reason`. */
+static void dial_failed(dial *d, int err, const char *reason)
+{
+    d->failures++;
+    d->fail_err = err ? err : SL_ERR_NOCONN;
+    snprintf(d->fail_reason, sizeof d->fail_reason, "%s", reason ? reason : "");
 }
 
 static void dial_retry_later(sl__cluster *k, dial *d)
@@ -2100,6 +2115,7 @@ static void on_ready(sl_conn *c, void *ud)
         d->up = l;
         d->backoff_ms = 0;
         d->attempts = 0;
+        d->failures = 0;
         l->dial = d;
     }
     if (k->gateway)
@@ -2135,6 +2151,7 @@ static void on_closed(sl_conn *c, const sl_close_info *why, void *ud)
                 fprintf(stderr, "starling: connect to %s:%u failed: %s%s%s; retrying\n", d->host,
                         d->port, sl_strerror(why->err ? why->err : SL_ERR_NOCONN),
                         why->reason && *why->reason ? ": " : "", why->reason ? why->reason : "");
+            dial_failed(d, why->err, why->reason);
             dial_retry_later(k, d);
         } else if (!d && !k->closing) {
             /* An inbound peer that never became a link (e.g. its
@@ -2151,6 +2168,9 @@ static void on_closed(sl_conn *c, const sl_close_info *why, void *ud)
     uint8_t kind = l->kind;
     bool was_current = l->current;
     d = l->dial;
+    if (d && kind == LK_GATEWAY && !l->welcomed) /* the session came up, the welcome did not */
+        dial_failed(d, why->err,
+                    why->reason && *why->reason ? why->reason : "closed before the welcome");
     if (was_current)
         sl__map_del(&k->peers, node);
     if (k->uplink == l)
@@ -2370,8 +2390,10 @@ void sl__cluster_tick(sl__cluster *k, uint64_t now_ns)
         d->attempts++;
         k->st.dials++;
         int rc = sl_transport_connect(k->t, d->host, d->port, k, &d->pending);
-        if (rc)
+        if (rc) {
+            dial_failed(d, rc, sl_strerror(rc));
             dial_retry_later(k, d);
+        }
     }
     /* Finish lanes idle for a while whose bytes were all acknowledged. */
     uint64_t idle = (uint64_t)k->set.lane_idle_ms * 1000000ull;
@@ -2416,6 +2438,20 @@ int sl__cluster_dial(sl__cluster *k, const char *host, uint16_t port)
     d->next = k->dials;
     k->dials = d;
     return SL_OK;
+}
+
+int sl__cluster_dial_failure(const sl__cluster *k, const char *host, uint16_t port,
+                             uint32_t *failures, int *err, const char **reason)
+{
+    for (const dial *d = k->dials; d; d = d->next) {
+        if (host && (d->port != port || strcmp(d->host, host) != 0))
+            continue;
+        *failures = d->failures;
+        *err = d->failures ? d->fail_err : SL_OK;
+        *reason = d->failures ? d->fail_reason : "";
+        return SL_OK;
+    }
+    return SL_ERR_NOTFOUND;
 }
 
 bool sl__cluster_connected(const sl__cluster *k, uint64_t node)

@@ -74,6 +74,12 @@ int sl__cluster_exposed(const sl__cluster *k, size_t i, const char **name, sl_id
  * exponential backoff while the cluster lives. Idempotent per address.
  * Returns SL_OK, SL_ERR_INVAL, or the sl_transport_connect() errors. */
 int sl__cluster_dial(sl__cluster *k, const char *host, uint16_t port);
+/* Why the dial to host:port (NULL: the first dial) is not up: *failures
+ * attempts failed since it was last up (0: none; one may be under way),
+ * *err and *reason (valid until the next call into the cluster) say how the
+ * last one did. SL_OK, or SL_ERR_NOTFOUND (no such dial). */
+int sl__cluster_dial_failure(const sl__cluster *k, const char *host, uint16_t port,
+                             uint32_t *failures, int *err, const char **reason);
 /* Periodic work (reconnects, idle lanes); `now_ns` is the monotonic time. */
 void sl__cluster_tick(sl__cluster *k, uint64_t now_ns);
 bool sl__cluster_connected(const sl__cluster *k, uint64_t node);

@@ -505,6 +505,16 @@ int sl_node_connect(sl_node *n, const char *host, uint16_t port)
     return sl__cluster_dial(n->cluster, host, port);
 }
 
+int sl_node_connect_failure(const sl_node *n, const char *host, uint16_t port, uint32_t *failures,
+                            int *err, const char **reason)
+{
+    if (!n || !host || !failures || !err || !reason)
+        return SL_ERR_INVAL;
+    if (!n->cluster)
+        return SL_ERR_UNSUPPORTED;
+    return sl__cluster_dial_failure(n->cluster, host, port, failures, err, reason);
+}
+
 sl__cluster *sl__node_cluster(const sl_node *n)
 {
     return n->cluster;

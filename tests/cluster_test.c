@@ -11,6 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "starling/node.h"
 
@@ -246,6 +250,83 @@ static void test_send_to_unconnected_node(void **st)
     world_down(&w);
 }
 
+/* Dials that fail say why, and stop saying it once the peer is up. */
+static int hole_fd = -1;
+static uint16_t hole_port;
+static void short_handshake(int i, sl_transport_settings *ts, sl_node_settings *ns)
+{
+    (void)ns;
+    if (i == 1)
+        ts->handshake_timeout_ms = 300;
+}
+static bool two_failures(world *w)
+{
+    uint32_t failures = 0;
+    int err;
+    const char *reason;
+    return sl_node_connect_failure(w->n[1], "127.0.0.1", hole_port, &failures, &err, &reason) ==
+               SL_OK &&
+           failures >= 2;
+}
+static bool hole_peer_up(world *w)
+{
+    return w->up[2] >= 1;
+}
+
+static void test_connect_failure_reported_until_up(void **st)
+{
+    world w;
+    memset(&w, 0, sizeof w);
+    w.tune = short_handshake;
+    slc_up(&w, 2);
+    /* A port where a UDP socket takes every packet and answers none. */
+    hole_fd = socket(AF_INET, SOCK_DGRAM, 0);
+    assert_true(hole_fd >= 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(hole_fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t al = sizeof a;
+    assert_int_equal(getsockname(hole_fd, (struct sockaddr *)&a, &al), 0);
+    hole_port = ntohs(a.sin_port);
+
+    uint32_t failures = 99;
+    int err = 0;
+    const char *reason = NULL;
+    assert_int_equal(
+        sl_node_connect_failure(w.n[1], "127.0.0.1", hole_port, &failures, &err, &reason),
+        SL_ERR_NOTFOUND);
+    assert_int_equal(sl_node_connect(w.n[1], "127.0.0.1", hole_port), SL_OK);
+    assert_int_equal(
+        sl_node_connect_failure(w.n[1], "127.0.0.1", hole_port, &failures, &err, &reason), SL_OK);
+    assert_int_equal(failures, 0); /* the first attempt is under way */
+    assert_int_equal(err, SL_OK);
+    /* The connected address has nothing to report. */
+    assert_int_equal(sl_node_connect_failure(w.n[1], "127.0.0.1", w.port, &failures, &err, &reason),
+                     SL_OK);
+    assert_int_equal(failures, 0);
+
+    assert_true(run_until(&w, two_failures, 5000));
+    assert_int_equal(
+        sl_node_connect_failure(w.n[1], "127.0.0.1", hole_port, &failures, &err, &reason), SL_OK);
+    assert_true(failures >= 2);
+    assert_int_equal(err, SL_ERR_TIMEOUT);
+    assert_non_null(strstr(reason, "handshake timed out"));
+
+    /* A node starts on that port: the next attempt succeeds, and the failures are forgotten. */
+    close(hole_fd);
+    w.n[2] = slc_node(&w, 2);
+    w.nodes = 3;
+    assert_int_equal(sl_node_listen(w.n[2], "127.0.0.1", hole_port), SL_OK);
+    assert_true(run_until(&w, hole_peer_up, 5000));
+    assert_int_equal(
+        sl_node_connect_failure(w.n[1], "127.0.0.1", hole_port, &failures, &err, &reason), SL_OK);
+    assert_int_equal(failures, 0);
+    assert_int_equal(err, SL_OK);
+    world_down(&w);
+}
+
 int main(void)
 {
     client_b.on_start = client_start;
@@ -258,6 +339,7 @@ int main(void)
         cmocka_unit_test(test_remote_ask_timeout_cancels_replier),
         cmocka_unit_test(test_node_loss_fails_asks_and_fires_down),
         cmocka_unit_test(test_send_to_unconnected_node),
+        cmocka_unit_test(test_connect_failure_reported_until_up),
     };
     return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
 }

@@ -151,6 +151,7 @@ SL_EXTERN int sl__js_whereis(sl_web_node *n);
 SL_EXTERN const sl_core_stats *sl__js_stats(sl_web_node *n);
 SL_EXTERN int sl__js_node_connect(sl_web_node *n, const uint8_t *cfg, size_t len);
 SL_EXTERN const char *sl__js_exposed(sl_web_node *n, uint32_t i);
+SL_EXTERN const char *sl__js_connect_failure(sl_web_node *n);
 SL_EXTERN int sl__js_send_unreliable(sl_actor *self, uint32_t nl, uint32_t nh, uint32_t ll,
                                      uint32_t lh, uint32_t type, int prio, const uint8_t *data,
                                      size_t len);
@@ -344,6 +345,20 @@ int sl__js_node_connect(sl_web_node *n, const uint8_t *cfg, size_t len)
     }
     sl_unpacked_fini(&u);
     return rc;
+}
+
+/* Why the node is not connected: the last failed attempt's reason (NULL
+ * when none failed), the failures in io.ref[0] and the error in io.ref[1]. */
+const char *sl__js_connect_failure(sl_web_node *n)
+{
+    uint32_t failures = 0;
+    int err = SL_OK;
+    const char *reason = NULL;
+    if (sl_web_node_connect_failure(n, &failures, &err, &reason) != SL_OK || !failures)
+        return NULL;
+    io.ref[0] = failures;
+    io.ref[1] = (uint32_t)err;
+    return reason;
 }
 
 /* The i-th exposed actor: its name (NULL past the last), its id in io.id. */

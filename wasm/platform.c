@@ -374,6 +374,16 @@ int sl_web_node_connect(sl_web_node *n, const sl_web_connect *o)
     return SL_OK;
 }
 
+int sl_web_node_connect_failure(const sl_web_node *n, uint32_t *failures, int *err,
+                                const char **reason)
+{
+    if (!n || !failures || !err || !reason)
+        return SL_ERR_INVAL;
+    if (!n->cluster)
+        return SL_ERR_NOTFOUND;
+    return sl__cluster_dial_failure(n->cluster, NULL, 0, failures, err, reason);
+}
+
 int sl_web_node_exposed(const sl_web_node *n, size_t i, const char **name, sl_id *id)
 {
     if (!n || !name || !id)

@@ -205,6 +205,14 @@ export interface StarlingNode {
   readonly gateway: string | null;
   /** The actors the gateway exposed to this node, by name. */
   exposed(): Map<string, ActorId>;
+  /**
+   * Why this node is not connected to its gateway (yet, or again): null when
+   * no attempt failed since it was last welcomed; else how many failed and
+   * how the last one ended (a browser reports a refused token or origin, a
+   * wrong path or certificate hash and an absent gateway alike:
+   * "Opening handshake failed.").
+   */
+  connectFailure(): { failures: number; code: ErrorCode; reason: string } | null;
   /** The largest payload sendUnreliable() takes for `to` now (0: none). */
   unreliableMax(to: ActorId): number;
   /** Told when the gateway (or a node behind it) comes up or goes down. */
@@ -238,7 +246,12 @@ export interface ConnectOptions extends CreateOptions {
   certificateHash?: string | ArrayBuffer | ArrayBufferView;
   /** The session token (default: the URL's `token` parameter). */
   token?: string;
-  /** Reject when no welcome came within this (default 10000 ms). */
+  /**
+   * Reject when no welcome came within this (default 10000 ms); attempts
+   * that fail before are retried with the backoff below. The rejection is
+   * SL_ERR_NOCONN with the last failure when attempts failed (see
+   * connectFailure()), SL_ERR_TIMEOUT when none ended.
+   */
   connectTimeoutMs?: number;
   /** Reconnection backoff after a lost session (default 100 .. 5000 ms). */
   reconnectMinMs?: number;

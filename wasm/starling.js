@@ -822,6 +822,23 @@ class StarlingNode {
     }
   }
 
+  /**
+   * Why this node is not connected to its gateway (yet, or again): null when
+   * no attempt failed since it was last welcomed, else { failures, code,
+   * reason } of the last one (a browser says no more than "Opening handshake
+   * failed." about a refused token or origin, a wrong path or certificate
+   * hash, or no gateway at that address).
+   */
+  connectFailure() {
+    const host = this._host;
+    const M = host.M;
+    const p = M._sl__js_connect_failure(this._live());
+    if (!p) return null;
+    const r = (host.io + host.L.ioRef) >> 2;
+    const err = M.HEAP32[r + 1];
+    return { failures: M.HEAPU32[r], code: host.errName.get(err) || `SL_ERR_${err}`, reason: M.UTF8ToString(p) };
+  }
+
   /** What the gateway exposed to this node: name -> actor id. */
   exposed() {
     const M = this._host.M;
@@ -1067,8 +1084,7 @@ export const Starling = Object.freeze({
     let timer = null;
     const welcomed = new Promise((resolve, reject) => {
       node._welcome = { resolve, reject };
-      timer = setTimeout(() => reject(new StarlingError('SL_ERR_TIMEOUT',
-        `no welcome from the gateway ${url.host} within ${timeout} ms (refused, unreachable, or a wrong certificate hash)`, -5)), timeout);
+      timer = setTimeout(() => reject(joinError(node, url.host, timeout)), timeout);
     });
     const cfg = [url.hostname.replace(/^\[|\]$/g, ''), port, path, token === null ? null : token, hash,
       u32opt(opts, 'reconnectMinMs'), u32opt(opts, 'reconnectMaxMs')];
@@ -1091,6 +1107,18 @@ export const Starling = Object.freeze({
     return node;
   },
 });
+
+// connect() got no welcome in time: say how the attempts ended, if they did.
+function joinError(node, where, ms) {
+  const f = node.connectFailure();
+  if (!f) {
+    return new StarlingError('SL_ERR_TIMEOUT', `no welcome from the gateway ${where} within ${ms} ms (no attempt failed: no answer yet)`,
+      node._host.errNo.get('SL_ERR_TIMEOUT'));
+  }
+  return new StarlingError('SL_ERR_NOCONN', `the gateway ${where} did not let this node join within ${ms} ms: ` +
+    `${f.failures} attempt${f.failures === 1 ? '' : 's'} failed, the last with ${f.code}${f.reason ? ` "${f.reason}"` : ''} ` +
+    '(a refused token or origin, a wrong path or certificate hash, or no gateway at that address)', node._host.errNo.get('SL_ERR_NOCONN'));
+}
 
 function hexBytes(s) {
   if (!/^([0-9a-fA-F]{2})*$/.test(s)) throw new TypeError('certificateHash must be hex digits');

@@ -98,6 +98,17 @@ SL_EXTERN int sl_node_listen(sl_node *node, const char *host, uint16_t port);
 SL_EXTERN int sl_node_port(const sl_node *node, uint16_t *port);
 SL_EXTERN int sl_node_connect(sl_node *node, const char *host, uint16_t port);
 /*
+ * Why the connection to host:port (an address given to sl_node_connect) is
+ * not up: *failures attempts failed since it was last up (0: none did; one
+ * may be under way), *err and *reason say how the last one ended (e.g.
+ * SL_ERR_TIMEOUT, a handshake without answer; SL_ERR_TLS, a refused
+ * certificate). *reason stays valid until the next call into the node.
+ * Returns SL_OK, SL_ERR_INVAL, SL_ERR_NOTFOUND (not an address given to
+ * sl_node_connect), SL_ERR_UNSUPPORTED (a local node).
+ */
+SL_EXTERN int sl_node_connect_failure(const sl_node *node, const char *host, uint16_t port,
+                                      uint32_t *failures, int *err, const char **reason);
+/*
  * Browser nodes (WebTransport sessions: settings.quic->webtransport) join the
  * cluster through this node, their gateway: it gives each its node id, makes
  * its actors reachable from every node connected to it, and lets it address

@@ -107,6 +107,18 @@ typedef struct sl_web_connect {
  * when it is up), SL_ERR_INVAL, SL_ERR_EXISTS (already connected), SL_ERR_NOMEM.
  */
 SL_EXTERN int sl_web_node_connect(sl_web_node *node, const sl_web_connect *opts);
+/*
+ * Why the node is not connected to its gateway (yet, or again): *failures
+ * is how many attempts failed since it was last welcomed (0: none did; one
+ * may be under way), *err and *reason what the last one ended with, e.g.
+ * SL_ERR_NOCONN "Opening handshake failed." (a browser says no more about a
+ * refused token or origin, a wrong path or certificate hash, or no gateway
+ * at that address). *reason stays valid until the next call into the node.
+ * Returns SL_OK, SL_ERR_INVAL, SL_ERR_NOTFOUND (sl_web_node_connect() was
+ * not called).
+ */
+SL_EXTERN int sl_web_node_connect_failure(const sl_web_node *node, uint32_t *failures, int *err,
+                                          const char **reason);
 /* The i-th actor the gateway exposed to this node: SL_OK or SL_ERR_NOTFOUND. */
 SL_EXTERN int sl_web_node_exposed(const sl_web_node *node, size_t i, const char **name,
                                   sl_id *id);

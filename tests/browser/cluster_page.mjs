@@ -2,8 +2,8 @@
 // tests/gateway_peer (run by cluster_test.mjs, which serves this page and the
 // wasm build). Every check is recorded in window.__results as
 // {name, ok, detail}; window.harness(cmd) (a playwright binding) asks the
-// harness to act on the native side: 'restart' kills the gateway process and
-// starts it again on the same port and certificate.
+// harness to act on the native side: 'kill' kills the gateway process,
+// 'start' starts it again on the same port and certificate.
 import { Starling, StarlingError, encode, decode, encodeEnvelope, decodeEnvelope, writeFrameHeader, readFrameHeader } from '/dist/starling.js';
 
 const q = new URLSearchParams(location.search);
@@ -45,7 +45,9 @@ async function rejects(p) {
 async function refused(token, name) {
   const t0 = performance.now();
   const err = await rejects(Starling.connect({ url: URL_OK, certificateHash: HASH, token, connectTimeoutMs: 2500, reconnectMinMs: 200 }));
-  check(name, err instanceof StarlingError && err.code === 'SL_ERR_TIMEOUT', `connect gave ${err && (err.code || err)} after ${Math.round(performance.now() - t0)} ms`);
+  // the attempts fail (a 403): SL_ERR_NOCONN with their count and the last message
+  const ok = err instanceof StarlingError && err.code === 'SL_ERR_NOCONN' && /\d+ attempts? failed, the last with SL_ERR_NOCONN "[^"]+"/.test(err.message);
+  check(name, ok, `connect gave ${err && (err.code || err)}: ${err && err.message} after ${Math.round(performance.now() - t0)} ms`);
 }
 
 async function full() {
@@ -176,11 +178,18 @@ async function full() {
   got.length = 0;
   peers.length = 0;
   const idBefore = node.id;
-  await window.harness('restart');
+  check('connected: no failed attempt to report', node.connectFailure() === null, JSON.stringify(node.connectFailure()));
+  await window.harness('kill');
   const down = await until(() => got.some((g) => g.kind === 'down'), 8000);
   const d = got.find((g) => g.kind === 'down');
   check('native node killed: the browser agent monitoring it gets DOWN(noconnection)', down && d.from === echo && d.reason === 'noconnection', JSON.stringify(got));
+  // while the gateway is away, the attempts to reach it fail, and say so
+  await until(() => node.connectFailure() !== null, 8000);
+  const cf = node.connectFailure();
+  check('gateway away: connectFailure() reports the failed attempts', cf && cf.failures >= 1 && cf.code === 'SL_ERR_NOCONN' && cf.reason.length > 0, JSON.stringify(cf));
+  await window.harness('start');
   const back = await until(() => peers.some((p) => p.id === gw && p.up), 10000);
+  check('welcomed again: connectFailure() is null', back && node.connectFailure() === null, JSON.stringify(node.connectFailure()));
   check('the browser node reconnects to the restarted gateway', back && peers.some((p) => p.id === gw && !p.up), JSON.stringify(peers));
   const ex2 = node.exposed();
   const echo2 = ex2.get('echo');

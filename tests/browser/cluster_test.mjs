@@ -9,8 +9,9 @@
 //     the certificate the page pins (serverCertificateHashes);
 //  3. opens the page of origin A in headless Chromium (playwright-core): its
 //     agents join through the gateway and check every direction (see the
-//     page); `window.harness('restart')` kills the gateway process and starts
-//     it again on the same port, so the page sees DOWN and a reconnect;
+//     page); `window.harness('kill')` kills the gateway process and
+//     `window.harness('start')` starts it again on the same port, so the page
+//     sees DOWN, failed reconnects, then a reconnect;
 //     `window.harness('far-stop')` stops the node behind the gateway;
 //  4. closes that page and checks that the native agent monitoring one of
 //     its agents got DOWN(noconnection);
@@ -114,9 +115,12 @@ try {
   });
   const ctx = await browser.newContext();
   await ctx.exposeBinding('harness', async (_src, cmd) => {
-    if (cmd === 'restart') {
+    if (cmd === 'kill') {
       peer.kill('SIGKILL');
       await peer.exited;
+      return true;
+    }
+    if (cmd === 'start') {
       lines = [];
       peer = startPeer(port);
       const again = await waitLine(/^READY /, 10000);
