@@ -842,6 +842,20 @@ static void test_restart_with_same_key_resets_peer(void **st)
     ss.tls.verify = SL_VERIFY_NONE_INSECURE_DEV_ONLY;
     assert_int_equal(sl_quic_new(&ss, &h.srv.t), SL_OK);
     assert_int_equal(sl_transport_listen(h.srv.t, "127.0.0.1", port), SL_OK);
+    /* The key-bound secret: another endpoint on the same key derives the
+     * same one; another label or another key gives another. */
+    sl_transport *twin;
+    assert_int_equal(sl_quic_new(&ss, &twin), SL_OK);
+    uint8_t sa[32], sb[32], sc[32];
+    assert_int_equal(sl_transport_key_secret(h.srv.t, "test label", sa), SL_OK);
+    assert_int_equal(sl_transport_key_secret(twin, "test label", sb), SL_OK);
+    assert_memory_equal(sa, sb, 32);
+    assert_int_equal(sl_transport_key_secret(twin, "test label 2", sb), SL_OK);
+    assert_memory_not_equal(sa, sb, 32);
+    assert_int_equal(sl_transport_key_secret(h.cli.t, "test label", sc), SL_OK);
+    assert_memory_not_equal(sa, sc, 32);
+    assert_int_equal(sl_transport_key_secret(twin, NULL, sc), SL_ERR_INVAL);
+    sl_transport_del(twin);
 
     /* The client's next packets meet the new process: it answers each with
      * a Stateless Reset and the client closes at the first, long before its

@@ -159,3 +159,10 @@ int sl_transport_node_id(const sl_transport *t, uint64_t *out)
 {
     return t ? t->ops->node_id(t, out) : SL_ERR_INVAL;
 }
+
+int sl_transport_key_secret(const sl_transport *t, const char *label, uint8_t out[32])
+{
+    if (!t || !label || !out)
+        return SL_ERR_INVAL;
+    return t->ops->key_secret ? t->ops->key_secret(t, label, out) : SL_ERR_UNSUPPORTED;
+}

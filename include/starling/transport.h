@@ -335,6 +335,8 @@ typedef struct sl_transport_ops {
     int (*node_id)(const sl_transport *t, uint64_t *out);
     int (*datagram_send)(sl_conn *c, const void *data, size_t len);
     size_t (*datagram_max)(const sl_conn *c);
+    /* NULL: the transport holds no key (sl_transport_key_secret fails). */
+    int (*key_secret)(const sl_transport *t, const char *label, uint8_t out[32]);
 } sl_transport_ops;
 
 /* ------------------------------------------------------------ endpoint */
@@ -374,6 +376,16 @@ SL_EXTERN void sl_transport_del(sl_transport *t);
 SL_EXTERN int sl_transport_cert_sha256(const sl_transport *t, uint8_t out[32]);
 /* This endpoint's own node id (derived from its key like the peers'). */
 SL_EXTERN int sl_transport_node_id(const sl_transport *t, uint64_t *out);
+/*
+ * A 32-byte secret bound to this endpoint's private key and `label`
+ * (HMAC-SHA-256 keyed by the key): every process holding the key derives the
+ * same one, so a restarted node recognises what it issued before; another
+ * key or label gives an unrelated one, and nothing of the key can be learnt
+ * from it. Labels starting with "starling " are Starling's own. Returns
+ * SL_OK, SL_ERR_INVAL, SL_ERR_UNSUPPORTED (a transport without a key of its
+ * own: the browser's), SL_ERR_TLS.
+ */
+SL_EXTERN int sl_transport_key_secret(const sl_transport *t, const char *label, uint8_t out[32]);
 
 SL_EXTERN int sl_transport_stats_get(const sl_transport *t, sl_transport_stats *out);
 

@@ -2636,6 +2636,11 @@ static int q_node_id(const sl_transport *bt, uint64_t *out)
     return sl__tls_own_node_id(((const q_transport *)bt)->creds, out);
 }
 
+static int q_key_secret(const sl_transport *bt, const char *label, uint8_t out[32])
+{
+    return sl__tls_key_secret(((const q_transport *)bt)->creds, label, out);
+}
+
 static int q_stream_reset(sl_stream *bs, uint64_t code)
 {
     q_stream *s = (q_stream *)bs;
@@ -2752,4 +2757,5 @@ static const sl_transport_ops quic_ops = {
     .stream_allow_early = q_stream_allow_early,
     .stats = q_stats,
     .node_id = q_node_id,
+    .key_secret = q_key_secret,
 };
