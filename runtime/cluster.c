@@ -43,6 +43,9 @@
 #include "starling/pack.h"
 #include "starling/schema.h"
 
+/* Bytes of the proof a gateway gives a browser node that an id is its own. */
+#define ID_PROOF 16
+
 /* First byte of a uni stream. */
 enum { PRE_CONTROL = 0x00, PRE_LANE = 0x01 };
 
@@ -67,8 +70,8 @@ enum {
 
 /* sl_envelope.type of SL_KIND_NODE envelopes (control streams only). */
 enum {
-    NT_HELLO = 1,     /* browser -> gateway: [wanted id or 0] */
-    NT_WELCOME = 2,   /* gateway -> browser: [gateway id, your id, exposed] */
+    NT_HELLO = 1,     /* browser -> gateway: [wanted id or 0, its proof (bin 16)?] */
+    NT_WELCOME = 2,   /* gateway -> browser: [gateway id, your id, exposed, proof (bin 16)?] */
     NT_EXPOSE = 3,    /* gateway -> browser: [exposed] (the whole list again) */
     NT_ROUTE_UP = 4,  /* gateway -> node: [browser ids reached through me] */
     NT_ROUTE_DOWN = 5 /* gateway -> node: [browser ids gone] */
@@ -159,6 +162,7 @@ struct plink {
     sl__map lanes_out; /* (receiver local id << 3 | prio) -> lane */
     lane *lanes;
     struct dial *dial;
+    uint64_t claim;   /* gateway: the browser id this session proved; its old session ends first */
     size_t big_bytes; /* message blocks of big frames being received on this link */
     lane budget;      /* head of the lanes waiting for big_bytes to go down */
 };
@@ -195,6 +199,9 @@ struct sl__cluster {
     sl__map relays;     /* ask_key -> the stream half of an ask relayed to or from lanes */
     plink *uplink;      /* a browser node: the link to its gateway, once welcomed */
     bool welcomed_once; /* a browser node: asks for the same id when it reconnects */
+    bool has_proof;     /* a browser node: the gateway's proof that that id is ours */
+    uint8_t proof[ID_PROOF];
+    sl__map claims;     /* gateway: browser id -> the session that proved it (plink.claim) */
     bool gateway;       /* WebTransport sessions are browser nodes we route for */
     sl__expose *expo;   /* gateway: what browser nodes may address; browser: what it was told */
     size_t nexpo, expo_cap;
@@ -1802,26 +1809,38 @@ static int exposed_from(sl__cluster *k, const msgpack_object *list)
     return SL_OK;
 }
 
-/* Gateway: a browser node says hello; it gets its id (the one it asks for
- * when that is free: a browser keeps its id across reconnects). */
-static int on_hello(sl__cluster *k, plink *l, const msgpack_object *o)
+/* Gateway: the proof that browser id `id` is the holder's: bound to our
+ * TLS key, so it holds across our restarts, and to nothing else. */
+static int id_proof(sl__cluster *k, uint64_t id, uint8_t out[ID_PROOF])
 {
-    uint64_t id = 0;
-    (void)sl_msgpack_at_uint64(o, 0, &id);
-    for (int i = 0; i < 8 && (!id || id == k->node || link_for(k, id)); i++)
-        id = k->set.random64 ? k->set.random64() : 0;
-    if (!id || id == k->node || link_for(k, id))
-        return SL_ERR_NOMEM;
+    char label[48];
+    uint8_t full[32];
+    snprintf(label, sizeof label, "starling browser id %016llx", (unsigned long long)id);
+    int rc = sl_transport_key_secret(k->t, label, full);
+    if (rc == SL_OK)
+        memcpy(out, full, ID_PROOF);
+    return rc;
+}
+
+/* Gateway: welcome browser session `l` as node `id`. */
+static int welcome(sl__cluster *k, plink *l, uint64_t id)
+{
+    uint8_t proof[ID_PROOF];
+    bool proved = id_proof(k, id, proof) == SL_OK;
     if (sl__map_put(&k->peers, id, l) != SL_OK)
         return SL_ERR_NOMEM;
     l->node = id;
     l->welcomed = l->current = true;
     sl_pack p;
     sl_pack_init(&p, &k->mem);
-    msgpack_pack_array(&p.pk, 3);
+    msgpack_pack_array(&p.pk, proved ? 4 : 3);
     msgpack_pack_uint64(&p.pk, k->node);
     msgpack_pack_uint64(&p.pk, id);
     pack_exposed(k, &p);
+    if (proved) {
+        msgpack_pack_bin(&p.pk, ID_PROOF);
+        msgpack_pack_bin_body(&p.pk, proof, ID_PROOF);
+    }
     int rc = send_node(k, l, NT_WELCOME, &p);
     sl_pack_fini(&p);
     if (rc)
@@ -1832,6 +1851,56 @@ static int on_hello(sl__cluster *k, plink *l, const msgpack_object *o)
     if (k->on_peer)
         k->on_peer(id, true, k->ud);
     return SL_OK;
+}
+
+/* Gateway: whether a browser id cannot be handed out. */
+static bool id_taken(const sl__cluster *k, uint64_t id)
+{
+    return !id || id == k->node || link_for(k, id) || sl__map_get(&k->claims, id);
+}
+
+/* Gateway: a browser node says hello. It gets the id it asks for if it
+ * proves that id is its own (with the proof of an earlier welcome): a
+ * browser keeps its id across reconnects and our restarts, and nobody else
+ * can take it. If that id's old session is still here (the browser came
+ * back before we saw it go), the old session is closed and this one is
+ * welcomed once it has ended. Anything else: a fresh random id. */
+static int on_hello(sl__cluster *k, plink *l, const msgpack_object *o)
+{
+    uint64_t id = 0;
+    const uint8_t *got = NULL;
+    size_t gotlen = 0;
+    (void)sl_msgpack_at_uint64(o, 0, &id);
+    const msgpack_object *po;
+    if (sl_msgpack_at(o, 1, &po) == SL_OK && sl_msgpack_get_bin(po, &got, &gotlen) != SL_OK)
+        return SL_ERR_PROTO;
+    bool proved = false;
+    uint8_t want[ID_PROOF];
+    if (id && id != k->node && gotlen == ID_PROOF && id_proof(k, id, want) == SL_OK) {
+        uint8_t diff = 0; /* compared in constant time */
+        for (size_t i = 0; i < ID_PROOF; i++)
+            diff |= (uint8_t)(got[i] ^ want[i]);
+        proved = diff == 0;
+    }
+    if (proved) {
+        plink *old = link_for(k, id);
+        if (!old && !sl__map_get(&k->claims, id))
+            return welcome(k, l, id);
+        if (old && old->kind == LK_BROWSER && old->current && !sl__map_get(&k->claims, id)) {
+            if (sl__map_put(&k->claims, id, l) != SL_OK)
+                return SL_ERR_NOMEM;
+            l->claim = id;
+            if (!k->set.quiet)
+                fprintf(stderr, "starling: browser node %016llx came back: its old session ends\n",
+                        (unsigned long long)id);
+            sl_conn_close(old->c, E_HELLO, "starling: replaced by a new session of this node");
+            return SL_OK;
+        }
+    }
+    id = 0;
+    for (int i = 0; i < 8 && id_taken(k, id); i++)
+        id = k->set.random64 ? k->set.random64() : 0;
+    return id_taken(k, id) ? SL_ERR_NOMEM : welcome(k, l, id);
 }
 
 /* Browser: the gateway's welcome names both nodes. */
@@ -1845,6 +1914,12 @@ static int on_welcome(sl__cluster *k, plink *l, const msgpack_object *o)
     int rc = exposed_from(k, list);
     if (rc)
         return rc;
+    const msgpack_object *po;
+    const uint8_t *proof = NULL;
+    size_t plen = 0;
+    if (sl_msgpack_at(o, 3, &po) == SL_OK &&
+        (sl_msgpack_get_bin(po, &proof, &plen) != SL_OK || plen != ID_PROOF))
+        return SL_ERR_PROTO;
     /* Our actors' ids carry the node id: it cannot change once they exist. */
     if (k->core && sl__core_set_node_id(k->core, you) != SL_OK)
         return SL_ERR_EXISTS;
@@ -1855,6 +1930,9 @@ static int on_welcome(sl__cluster *k, plink *l, const msgpack_object *o)
     l->welcomed = l->current = true;
     k->uplink = l;
     k->welcomed_once = true;
+    k->has_proof = proof != NULL;
+    if (proof)
+        memcpy(k->proof, proof, ID_PROOF);
     if (l->dial)
         l->dial->failures = 0;
     k->st.peers_up++;
@@ -2049,8 +2127,13 @@ static void gateway_ready(sl__cluster *k, sl_conn *c, dial *d)
     }
     sl_pack p;
     sl_pack_init(&p, &k->mem);
-    msgpack_pack_array(&p.pk, 1);
-    msgpack_pack_uint64(&p.pk, k->welcomed_once ? k->node : 0);
+    bool again = k->welcomed_once && k->has_proof;
+    msgpack_pack_array(&p.pk, again ? 2 : 1);
+    msgpack_pack_uint64(&p.pk, again ? k->node : 0);
+    if (again) {
+        msgpack_pack_bin(&p.pk, ID_PROOF);
+        msgpack_pack_bin_body(&p.pk, k->proof, ID_PROOF);
+    }
     if (send_node(k, l, NT_HELLO, &p) != SL_OK)
         sl_conn_close(c, E_NOMEM, "starling: cannot say hello");
     sl_pack_fini(&p);
@@ -2168,6 +2251,8 @@ static void on_closed(sl_conn *c, const sl_close_info *why, void *ud)
     uint8_t kind = l->kind;
     bool was_current = l->current;
     d = l->dial;
+    if (l->claim && sl__map_get(&k->claims, l->claim) == l) /* gone before its old session */
+        sl__map_del(&k->claims, l->claim);
     if (d && kind == LK_GATEWAY && !l->welcomed) /* the session came up, the welcome did not */
         dial_failed(d, why->err,
                     why->reason && *why->reason ? why->reason : "closed before the welcome");
@@ -2194,6 +2279,16 @@ static void on_closed(sl_conn *c, const sl_close_info *why, void *ud)
     }
     if (k->on_peer)
         k->on_peer(node, false, k->ud);
+    /* A new session of that browser node proved its id: its turn now. */
+    plink *next = kind == LK_BROWSER ? sl__map_del(&k->claims, node) : NULL;
+    if (next && !k->closing) {
+        next->claim = 0;
+        int rc = welcome(k, next, node);
+        if (rc) {
+            say(k, next, "cannot welcome the new session", rc);
+            sl_conn_close(next->c, E_HELLO, "starling: bad hello");
+        }
+    }
 }
 
 static void on_stream_open(sl_stream *s, void *ud)
@@ -2508,6 +2603,7 @@ int sl__cluster_new(const sl_transport_settings *ts, const sl__cluster_settings 
     sl__map_init(&k->routes, &k->mem);
     sl__map_init(&k->lasks, &k->mem);
     sl__map_init(&k->relays, &k->mem);
+    sl__map_init(&k->claims, &k->mem);
     k->gateway = ts->webtransport != NULL && !k->set.browser;
     sl_transport_settings s = *ts;
     s.ud = k;
@@ -2537,6 +2633,7 @@ int sl__cluster_new(const sl_transport_settings *ts, const sl__cluster_settings 
         sl__map_fini(&k->routes);
         sl__map_fini(&k->lasks);
         sl__map_fini(&k->relays);
+        sl__map_fini(&k->claims);
         mem->free(k, mem->ud);
         return rc;
     }
@@ -2628,6 +2725,7 @@ void sl__cluster_del(sl__cluster *k)
     sl__map_fini(&k->routes);
     sl__map_fini(&k->lasks);
     sl__map_fini(&k->relays);
+    sl__map_fini(&k->claims);
     c_free(k, k->expo);
     c_free(k, k->buf);
     c_free(k, k->out);

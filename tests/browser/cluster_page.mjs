@@ -317,6 +317,30 @@ function hexToBytes(h) {
   return b;
 }
 
+// A HELLO on a session's control stream (its preamble first).
+function helloFrame(payload) {
+  return cat(new Uint8Array([0]), frame(encodeEnvelope(env(KIND.NODE, { node: 0n, local: 0n }, { node: 0n, local: 0n }, { type: 1, payload: encode(payload) }), 0n, 0n)));
+}
+// The gateway's first control frame on session s: its WELCOME's payload (wp), or null.
+async function readWelcome(s) {
+  const gwCtl = await s.inbound.read();
+  const wel = await readFrames(gwCtl.value.pipeThrough(new TransformStream({
+    start() { this.first = true; },
+    transform(chunk, c) {
+      if (this.first) { this.first = false; chunk = chunk.subarray(1); } // the control stream's preamble
+      if (chunk.length) c.enqueue(chunk);
+    },
+  })), 0n, 0n, 3000);
+  const w0 = wel[0] && !wel[0].error ? wel[0] : null;
+  return { wel, wp: w0 && w0.kind === KIND.NODE && w0.type === 2 ? decode(w0.payload) : null };
+}
+async function helloSession(payload) {
+  const s = await rawSession();
+  await s.w.write(helloFrame(payload));
+  return { s, wp: (await readWelcome(s)).wp };
+}
+const idOf = (wp) => (Array.isArray(wp) ? BigInt(wp[1]) : null);
+
 async function hostile() {
   const echo = parseId(q.get('echo'));
   const secret = parseId(q.get('secret'));
@@ -333,18 +357,9 @@ async function hostile() {
   const early = await s.wt.createUnidirectionalStream();
   const ew = early.getWriter();
   await ew.write(cat(new Uint8Array([1]), frame(encodeEnvelope(env(KIND.SEND, { node: 7n, local: 1n }, echo, { payload: encode(1) }), echo.node, 7n))));
-  await s.w.write(cat(new Uint8Array([0]), frame(encodeEnvelope(env(KIND.NODE, { node: 0n, local: 0n }, { node: 0n, local: 0n }, { type: 1, payload: encode([0]) }), 0n, 0n))));
-  const gwCtl = await s.inbound.read();
-  const wel = await readFrames(gwCtl.value.pipeThrough(new TransformStream({
-    start() { this.first = true; },
-    transform(chunk, c) {
-      if (this.first) { this.first = false; chunk = chunk.subarray(1); } // the control stream's preamble
-      if (chunk.length) c.enqueue(chunk);
-    },
-  })), 0n, 0n, 3000);
-  const w0 = wel[0] && !wel[0].error ? wel[0] : null;
-  const wp = w0 && w0.kind === KIND.NODE && w0.type === 2 ? decode(w0.payload) : null;
-  check('WELCOME after HELLO', Array.isArray(wp) && wp.length === 3, JSON.stringify(wel, (k, v) => (typeof v === 'bigint' ? String(v) : v)));
+  await s.w.write(helloFrame([0]));
+  const { wel, wp } = await readWelcome(s);
+  check('WELCOME after HELLO, with a 16-byte proof of the id', Array.isArray(wp) && wp.length === 4 && wp[3] instanceof Uint8Array && wp[3].length === 16, JSON.stringify(wel, (k, v) => (typeof v === 'bigint' ? String(v) : v)));
   if (!wp) return;
   const gw = BigInt(wp[0]);
   const me = BigInt(wp[1]);
@@ -373,7 +388,25 @@ async function hostile() {
   await sleep(300);
   const r = await rawAsk(echo, 12n);
   check('after STOP/LINK attempts, forged and garbage lanes: the echo still answers the same session', r && r.kind === KIND.REPLY && r.corr === 12n && decode(r.payload) === 'hi', JSON.stringify(r, (k, v) => (typeof v === 'bigint' ? String(v) : v)));
-  s.wt.close({ closeCode: 0, reason: 'done' });
+  // 3. Ids are not up for grabs: asking for this session's id without the
+  // proof its WELCOME carried, or with a wrong one, gives another id; with
+  // the proof (a browser that came back before the gateway saw it go) the
+  // new session takes the id over and the old one is closed.
+  const proof = wp[3];
+  const a = await helloSession([me]);
+  check('a HELLO asking for a live id without its proof gets another id', a.wp && idOf(a.wp) !== me, `${idOf(a.wp)} vs ${me}`);
+  const bad = proof.slice();
+  bad[5] ^= 0x40;
+  const b = await helloSession([me, bad]);
+  check('a HELLO asking for a live id with a wrong proof gets another id', b.wp && idOf(b.wp) !== me, `${idOf(b.wp)} vs ${me}`);
+  const r3 = await rawAsk(echo, 13n);
+  check('the session holding that id was not disturbed', r3 && r3.kind === KIND.REPLY && r3.corr === 13n, JSON.stringify(r3, (k, v) => (typeof v === 'bigint' ? String(v) : v)));
+  const oldClosed = s.wt.closed.then((i) => i, (e) => ({ error: String(e) }));
+  const c = await helloSession([me, proof]);
+  check('a HELLO with the id\'s proof takes the id over', c.wp && idOf(c.wp) === me, `${idOf(c.wp)} vs ${me}`);
+  const why = await Promise.race([oldClosed, sleep(3000).then(() => null)]);
+  check('...and the session that held it is closed (0x17)', why && why.closeCode === 0x17, JSON.stringify(why));
+  for (const x of [a, b, c]) x.s.wt.close({ closeCode: 0, reason: 'done' });
 }
 
 try {
