@@ -1974,7 +1974,10 @@ static int node_msg(sl__cluster *k, lane *ln, const sl_envelope *e)
     if (rc == SL_OK) {
         switch (e->type) {
         case NT_HELLO:
-            rc = l->kind == LK_BROWSER && !l->welcomed ? on_hello(k, l, &u.root) : SL_ERR_PROTO;
+            /* once: a second HELLO (also while the first waits for the
+             * old session of its id to end) is a protocol error */
+            rc = l->kind == LK_BROWSER && !l->welcomed && !l->claim ? on_hello(k, l, &u.root)
+                                                                    : SL_ERR_PROTO;
             break;
         case NT_WELCOME:
             rc = l->kind == LK_GATEWAY && !l->welcomed ? on_welcome(k, l, &u.root) : SL_ERR_PROTO;

@@ -406,6 +406,15 @@ async function hostile() {
   check('a HELLO with the id\'s proof takes the id over', c.wp && idOf(c.wp) === me, `${idOf(c.wp)} vs ${me}`);
   const why = await Promise.race([oldClosed, sleep(3000).then(() => null)]);
   check('...and the session that held it is closed (0x17)', why && why.closeCode === 0x17, JSON.stringify(why));
+  // a session that proves the id and says HELLO again before its old
+  // session ended: a second HELLO is a protocol error, the session closed
+  {
+    const d = await rawSession();
+    const dClosed = d.wt.closed.then((i) => i, (e) => ({ error: String(e) }));
+    await d.w.write(cat(helloFrame([me, proof]), helloFrame([0]).subarray(1)));
+    const dw = await Promise.race([dClosed, sleep(3000).then(() => null)]);
+    check('two HELLOs on one session, the first proving a live id: that session is closed (0x17)', dw && dw.closeCode === 0x17, JSON.stringify(dw));
+  }
   for (const x of [a, b, c]) x.s.wt.close({ closeCode: 0, reason: 'done' });
 }
 
