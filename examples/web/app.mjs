@@ -266,6 +266,8 @@ async function config() {
   throw new Error('the demo gave no configuration (/config.json): is the gateway running?');
 }
 
+let away = null; // the status updater while the gateway is away
+
 async function main() {
   if (typeof WebTransport === 'undefined') throw new Error('this browser has no WebTransport: use Chromium or Chrome (or Firefox 114+), on http://127.0.0.1');
   const cfg = await config();
@@ -278,11 +280,17 @@ async function main() {
     reconnectMaxMs: 5000,
     onPeer: (peer, up) => {
       if (peer !== node?.gateway) return;
+      clearInterval(away);
       if (up) setStatus('up', `connected: browser node ${node.id} via gateway ${peer}`);
       else {
         demo.ended = true;
         setStatus('down', 'the gateway closed the session: the demo has ended (or restarts: this tab retries)');
         log('local', { dir: '•', ev: 'down', text: `gateway ${peer} down` });
+        // while it is away, say how the reconnects end
+        away = setInterval(() => {
+          const f = node.connectFailure();
+          if (f) setStatus('down', `the gateway is away: ${f.failures} reconnect attempt${f.failures === 1 ? '' : 's'} failed (${f.code}${f.reason ? `: ${f.reason}` : ''}); this tab keeps trying`);
+        }, 1000);
       }
     },
   });
