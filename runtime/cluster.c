@@ -1822,22 +1822,23 @@ static int id_proof(sl__cluster *k, uint64_t id, uint8_t out[ID_PROOF])
     return rc;
 }
 
-/* Gateway: welcome browser session `l` as node `id`. */
-static int welcome(sl__cluster *k, plink *l, uint64_t id)
+/* Gateway: welcome browser session `l` as node `id`, whose proof is
+ * `known` (NULL: made here). */
+static int welcome(sl__cluster *k, plink *l, uint64_t id, const uint8_t *known)
 {
-    uint8_t proof[ID_PROOF];
-    bool proved = id_proof(k, id, proof) == SL_OK;
+    uint8_t made[ID_PROOF];
+    const uint8_t *proof = known ? known : id_proof(k, id, made) == SL_OK ? made : NULL;
     if (sl__map_put(&k->peers, id, l) != SL_OK)
         return SL_ERR_NOMEM;
     l->node = id;
     l->welcomed = l->current = true;
     sl_pack p;
     sl_pack_init(&p, &k->mem);
-    msgpack_pack_array(&p.pk, proved ? 4 : 3);
+    msgpack_pack_array(&p.pk, proof ? 4 : 3);
     msgpack_pack_uint64(&p.pk, k->node);
     msgpack_pack_uint64(&p.pk, id);
     pack_exposed(k, &p);
-    if (proved) {
+    if (proof) {
         msgpack_pack_bin(&p.pk, ID_PROOF);
         msgpack_pack_bin_body(&p.pk, proof, ID_PROOF);
     }
@@ -1882,11 +1883,11 @@ static int on_hello(sl__cluster *k, plink *l, const msgpack_object *o)
             diff |= (uint8_t)(got[i] ^ want[i]);
         proved = diff == 0;
     }
-    if (proved) {
+    if (proved && !sl__map_get(&k->claims, id)) {
         plink *old = link_for(k, id);
-        if (!old && !sl__map_get(&k->claims, id))
-            return welcome(k, l, id);
-        if (old && old->kind == LK_BROWSER && old->current && !sl__map_get(&k->claims, id)) {
+        if (!old)
+            return welcome(k, l, id, want);
+        if (old->kind == LK_BROWSER && old->current) {
             if (sl__map_put(&k->claims, id, l) != SL_OK)
                 return SL_ERR_NOMEM;
             l->claim = id;
@@ -1900,7 +1901,7 @@ static int on_hello(sl__cluster *k, plink *l, const msgpack_object *o)
     id = 0;
     for (int i = 0; i < 8 && id_taken(k, id); i++)
         id = k->set.random64 ? k->set.random64() : 0;
-    return id_taken(k, id) ? SL_ERR_NOMEM : welcome(k, l, id);
+    return id_taken(k, id) ? SL_ERR_NOMEM : welcome(k, l, id, NULL);
 }
 
 /* Browser: the gateway's welcome names both nodes. */
@@ -2286,7 +2287,7 @@ static void on_closed(sl_conn *c, const sl_close_info *why, void *ud)
     plink *next = kind == LK_BROWSER ? sl__map_del(&k->claims, node) : NULL;
     if (next && !k->closing) {
         next->claim = 0;
-        int rc = welcome(k, next, node);
+        int rc = welcome(k, next, node, NULL);
         if (rc) {
             say(k, next, "cannot welcome the new session", rc);
             sl_conn_close(next->c, E_HELLO, "starling: bad hello");

@@ -251,7 +251,6 @@ static void test_send_to_unconnected_node(void **st)
 }
 
 /* Dials that fail say why, and stop saying it once the peer is up. */
-static int hole_fd = -1;
 static uint16_t hole_port;
 static void short_handshake(int i, sl_transport_settings *ts, sl_node_settings *ns)
 {
@@ -280,7 +279,7 @@ static void test_connect_failure_reported_until_up(void **st)
     w.tune = short_handshake;
     slc_up(&w, 2);
     /* A port where a UDP socket takes every packet and answers none. */
-    hole_fd = socket(AF_INET, SOCK_DGRAM, 0);
+    int hole_fd = socket(AF_INET, SOCK_DGRAM, 0);
     assert_true(hole_fd >= 0);
     struct sockaddr_in a;
     memset(&a, 0, sizeof a);

@@ -5,8 +5,9 @@
  *
  * The event loop: sl__web_post() queues one microtask (a promise reaction;
  * the node got work while idle; while the transport delivers data it is
- * held and run right after the delivery, see runHeld) or macrotask (it yields to the page) that calls back into
- * sl__web_on_post(); sl__web_timer() keeps one setTimeout per node that calls
+ * held and run right after the delivery, see runHeld) or macrotask (it
+ * yields to the page) that calls back into sl__web_on_post();
+ * sl__web_timer() keeps one setTimeout per node that calls
  * sl__web_on_timer(). A macrotask is a MessageChannel message in a page or a
  * worker (not clamped to 4 ms like nested setTimeout(0), and run after
  * rendering and input got their turn), setImmediate under Node.js (a

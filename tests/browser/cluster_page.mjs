@@ -52,6 +52,9 @@ async function refused(token, name) {
 
 async function full() {
   await refused('wrong-token', 'a wrong token is refused (no welcome, connect rejects)');
+  // the time is up before any attempt ended: SL_ERR_TIMEOUT, not a failure
+  const te = await rejects(Starling.connect({ url: URL_OK, certificateHash: HASH, token: 'wrong-token', connectTimeoutMs: 1 }));
+  check('connect out of time before any attempt ended: SL_ERR_TIMEOUT', te instanceof StarlingError && te.code === 'SL_ERR_TIMEOUT' && /no attempt failed/.test(te.message), `${te && (te.code || te)}: ${te && te.message}`);
 
   const peers = [];
   const node = await Starling.connect({
