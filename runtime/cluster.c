@@ -163,6 +163,8 @@ struct plink {
     lane *lanes;
     struct dial *dial;
     uint64_t claim;   /* gateway: the browser id this session proved; its old session ends first */
+    uint64_t born_ns; /* WebTransport sessions before HELLO/WELCOME: first seen by the tick */
+    bool late;        /* browser: closed for want of a welcome (the dial's failure is said) */
     size_t big_bytes; /* message blocks of big frames being received on this link */
     lane budget;      /* head of the lanes waiting for big_bytes to go down */
 };
@@ -202,6 +204,8 @@ struct sl__cluster {
     bool has_proof;     /* a browser node: the gateway's proof that that id is ours */
     uint8_t proof[ID_PROOF];
     sl__map claims;     /* gateway: browser id -> the session that proved it (plink.claim) */
+    sl__map greeting;   /* (uintptr_t)link -> link: WebTransport sessions without their HELLO
+                           (gateway) or WELCOME (browser) yet, closed after hello_timeout_ms */
     bool gateway;       /* WebTransport sessions are browser nodes we route for */
     sl__expose *expo;   /* gateway: what browser nodes may address; browser: what it was told */
     size_t nexpo, expo_cap;
@@ -1832,6 +1836,7 @@ static int welcome(sl__cluster *k, plink *l, uint64_t id, const uint8_t *known)
         return SL_ERR_NOMEM;
     l->node = id;
     l->welcomed = l->current = true;
+    sl__map_del(&k->greeting, (uintptr_t)l);
     sl_pack p;
     sl_pack_init(&p, &k->mem);
     msgpack_pack_array(&p.pk, proof ? 4 : 3);
@@ -1891,6 +1896,8 @@ static int on_hello(sl__cluster *k, plink *l, const msgpack_object *o)
             if (sl__map_put(&k->claims, id, l) != SL_OK)
                 return SL_ERR_NOMEM;
             l->claim = id;
+            /* it said hello: its welcome waits for the old session, not the deadline */
+            sl__map_del(&k->greeting, (uintptr_t)l);
             if (!k->set.quiet)
                 fprintf(stderr, "starling: browser node %016llx came back: its old session ends\n",
                         (unsigned long long)id);
@@ -1929,6 +1936,7 @@ static int on_welcome(sl__cluster *k, plink *l, const msgpack_object *o)
     k->node = you;
     l->node = gw;
     l->welcomed = l->current = true;
+    sl__map_del(&k->greeting, (uintptr_t)l);
     k->uplink = l;
     k->welcomed_once = true;
     k->has_proof = proof != NULL;
@@ -2036,6 +2044,7 @@ static int preamble(sl__cluster *k, lane *ln, const uint8_t **data, size_t *len)
 
 static void link_free(sl__cluster *k, plink *l)
 {
+    sl__map_del(&k->greeting, (uintptr_t)l);
     if (wt_link(l))
         wt_unlink(k, l);
     while (l->lanes)
@@ -2100,6 +2109,11 @@ static plink *link_new(sl__cluster *k, sl_conn *c, uint8_t kind, uint64_t node)
     if (open_stream(l, false, SL_PRIO_CRITICAL, R_CTL_OUT, &l->ctl) != SL_OK) {
         sl_conn_close(c, E_NOMEM, "starling: cannot open the control stream");
         return NULL; /* freed by on_closed */
+    }
+    if ((kind == LK_BROWSER || kind == LK_GATEWAY) &&
+        sl__map_put(&k->greeting, (uintptr_t)l, l) != SL_OK) {
+        sl_conn_close(c, E_NOMEM, "starling: out of memory");
+        return NULL;
     }
     return l;
 }
@@ -2257,7 +2271,7 @@ static void on_closed(sl_conn *c, const sl_close_info *why, void *ud)
     d = l->dial;
     if (l->claim && sl__map_get(&k->claims, l->claim) == l) /* gone before its old session */
         sl__map_del(&k->claims, l->claim);
-    if (d && kind == LK_GATEWAY && !l->welcomed) /* the session came up, the welcome did not */
+    if (d && kind == LK_GATEWAY && !l->welcomed && !l->late) /* up, but no welcome came */
         dial_failed(d, why->err,
                     why->reason && *why->reason ? why->reason : "closed before the welcome");
     if (was_current)
@@ -2471,6 +2485,42 @@ static void on_datagram(sl_conn *c, const uint8_t *data, size_t len, void *ud)
 
 /* ------------------------------------------------------ time, dials */
 
+/* WebTransport sessions that did not say HELLO (gateway) or were not
+ * welcomed (browser) within hello_timeout_ms of the tick that first saw
+ * them are closed: a page that never says hello holds nothing for long, and
+ * a browser node that reached a WebTransport server which is no Starling
+ * gateway (or one that never answers) says so and tries again. */
+static void greeting_expire(sl__cluster *k, uint64_t now_ns)
+{
+    uint64_t limit = (uint64_t)k->set.hello_timeout_ms * 1000000ull;
+    for (size_t i = 0; i < k->greeting.cap; i++) {
+        plink *l = k->greeting.slots[i].key ? k->greeting.slots[i].val : NULL;
+        if (!l)
+            continue;
+        if (!l->born_ns) {
+            l->born_ns = now_ns;
+            continue;
+        }
+        if (now_ns - l->born_ns < limit)
+            continue;
+        sl__map_del(&k->greeting, (uintptr_t)l);
+        i--; /* backward-shift deletion may have moved an entry into slot i */
+        char why[112];
+        if (l->kind == LK_BROWSER) {
+            snprintf(why, sizeof why, "starling: no hello within %u ms", k->set.hello_timeout_ms);
+            say(k, l, "a browser session said no hello", SL_ERR_TIMEOUT);
+        } else {
+            snprintf(why, sizeof why,
+                     "starling: no welcome within %u ms: not a Starling gateway, or it is stuck",
+                     k->set.hello_timeout_ms);
+            l->late = true;
+            if (l->dial)
+                dial_failed(l->dial, SL_ERR_TIMEOUT, why + strlen("starling: "));
+        }
+        sl_conn_close(l->c, E_HELLO, why);
+    }
+}
+
 void sl__cluster_tick(sl__cluster *k, uint64_t now_ns)
 {
     k->now_ns = now_ns;
@@ -2483,6 +2533,7 @@ void sl__cluster_tick(sl__cluster *k, uint64_t now_ns)
     }
     if (k->closing)
         return;
+    greeting_expire(k, now_ns);
     for (dial *d = k->dials; d; d = d->next) {
         if (d->up || d->pending || now_ns < d->retry_ns)
             continue;
@@ -2571,6 +2622,7 @@ void sl__cluster_settings_default(sl__cluster_settings *s)
     s->lane_idle_ms = 5000;
     s->backoff_min_ms = 100;
     s->backoff_max_ms = 5000;
+    s->hello_timeout_ms = 5000;
 }
 
 int sl__cluster_new(const sl_transport_settings *ts, const sl__cluster_settings *cs, sl_core *core,
@@ -2593,6 +2645,8 @@ int sl__cluster_new(const sl_transport_settings *ts, const sl__cluster_settings 
         k->set.backoff_max_ms = k->set.backoff_min_ms;
     if (!k->set.lane_idle_ms)
         k->set.lane_idle_ms = 5000;
+    if (!k->set.hello_timeout_ms)
+        k->set.hello_timeout_ms = 5000;
     sl_limits_default(&k->lim);
     if (max_message > k->lim.max_bin_len) {
         /* The node allows more than the schema's default: its decoder must too. */
@@ -2608,6 +2662,7 @@ int sl__cluster_new(const sl_transport_settings *ts, const sl__cluster_settings 
     sl__map_init(&k->lasks, &k->mem);
     sl__map_init(&k->relays, &k->mem);
     sl__map_init(&k->claims, &k->mem);
+    sl__map_init(&k->greeting, &k->mem);
     k->gateway = ts->webtransport != NULL && !k->set.browser;
     sl_transport_settings s = *ts;
     s.ud = k;
@@ -2638,6 +2693,7 @@ int sl__cluster_new(const sl_transport_settings *ts, const sl__cluster_settings 
         sl__map_fini(&k->lasks);
         sl__map_fini(&k->relays);
         sl__map_fini(&k->claims);
+        sl__map_fini(&k->greeting);
         mem->free(k, mem->ud);
         return rc;
     }
@@ -2730,6 +2786,7 @@ void sl__cluster_del(sl__cluster *k)
     sl__map_fini(&k->lasks);
     sl__map_fini(&k->relays);
     sl__map_fini(&k->claims);
+    sl__map_fini(&k->greeting);
     c_free(k, k->expo);
     c_free(k, k->buf);
     c_free(k, k->out);

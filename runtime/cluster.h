@@ -15,6 +15,9 @@ typedef struct sl__cluster_settings {
     uint32_t lane_idle_ms;   /* finish an outbound lane idle this long (default 5000) */
     uint32_t backoff_min_ms; /* first reconnect delay (default 100), doubling ... */
     uint32_t backoff_max_ms; /* ... up to this (default 5000), plus up to 25% jitter */
+    /* A WebTransport session without its HELLO (gateway) or WELCOME (browser)
+     * this long after it opened is closed (default 5000; checked per tick) */
+    uint32_t hello_timeout_ms;
     bool quiet;              /* no log lines for refused input */
     /* A browser node: its one connection is a WebTransport session to its
      * gateway, which assigns its node id (HELLO/WELCOME, runtime/README.md). */

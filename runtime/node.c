@@ -173,6 +173,8 @@ int sl_node_new(const sl_node_settings *settings, sl_node **out)
             ks.backoff_min_ms = settings->reconnect_min_ms;
         if (settings->reconnect_max_ms)
             ks.backoff_max_ms = settings->reconnect_max_ms;
+        if (settings->hello_timeout_ms)
+            ks.hello_timeout_ms = settings->hello_timeout_ms;
         ks.quiet = settings->quiet;
         ks.random64 = random_node_id;
         rc = sl__cluster_new(&ts, &ks, NULL, &n->mem,

@@ -40,4 +40,4 @@ trap 'rm -rf "$T"' EXIT
 HASH=$("$TOOL" cert fingerprint "$T/cert.pem" | sed -n 's/^cert-sha256: \([0-9a-f]*\)$/\1/p')
 [ ${#HASH} = 64 ] || { echo "FAIL: no certificate hash"; exit 1; }
 timeout 170 node "$HERE/browser/cluster_test.mjs" --peer "$PEER" --dist "$WASM" \
-    --cert "$T/cert.pem" --key "$T/key.pem" --hash "$HASH"
+    --cert "$T/cert.pem" --key "$T/key.pem" --hash "$HASH" --wtecho "$BUILD/tests/wt_echo_server"

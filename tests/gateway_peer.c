@@ -6,6 +6,7 @@
  *
  *   gateway_peer --cert F --key F [--host 127.0.0.1] [--port 0] [--token T]
  *                [--origin O]... [--path /starling] [--far] [--timeout 120]
+ *                [--hello-ms MS]  (a browser session's HELLO deadline)
  *
  * Only the public API. Exposed to browser nodes (sl_node_expose):
  *   echo      asks: replied with the same type and payload; messages: sent
@@ -394,6 +395,7 @@ int main(int argc, char **argv)
     int port = 0;
     bool with_far = false;
     double timeout_s = 120;
+    unsigned hello_ms = 0; /* 0: the node's default */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--far")) {
@@ -421,6 +423,8 @@ int main(int argc, char **argv)
             origins[n_origins++] = v;
         else if (!strcmp(a, "--timeout"))
             timeout_s = atof(v);
+        else if (!strcmp(a, "--hello-ms"))
+            hello_ms = (unsigned)atoi(v);
         else {
             fprintf(stderr, "gateway_peer: unknown option %s\n", a);
             return 2;
@@ -453,6 +457,7 @@ int main(int argc, char **argv)
     ns.on_peer = on_peer;
     ns.ud = "GATEWAY-PEER";
     ns.reconnect_max_ms = 500;
+    ns.hello_timeout_ms = hello_ms;
     int rc = sl_node_new(&ns, &gw);
     if (rc == SL_OK)
         rc = sl_node_listen(gw, host, (uint16_t)port);

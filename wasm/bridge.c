@@ -305,13 +305,13 @@ static void js_peer(sl_web_node *n, uint64_t peer, bool up, void *ud)
 }
 
 /* cfg: msgpack [host, port, path, token|nil, sha256 bin|nil, reconnect_min_ms,
- * reconnect_max_ms], made by starling.js's connect(). */
+ * reconnect_max_ms, welcome_timeout_ms], made by starling.js's connect(). */
 int sl__js_node_connect(sl_web_node *n, const uint8_t *cfg, size_t len)
 {
     sl_unpacked u;
     int rc = sl_unpack(cfg, len, NULL, &u);
     char host[256], path[1024], token[1024];
-    uint64_t port = 0, rmin = 0, rmax = 0;
+    uint64_t port = 0, rmin = 0, rmax = 0, wms = 0;
     const uint8_t *hash = NULL;
     size_t hl = 0;
     const msgpack_object *o;
@@ -319,7 +319,8 @@ int sl__js_node_connect(sl_web_node *n, const uint8_t *cfg, size_t len)
         (sl_msgpack_at(&u.root, 0, &o) || sl_msgpack_copy_str(o, host, sizeof host) ||
          sl_msgpack_at_uint64(&u.root, 1, &port) || port > 65535 || sl_msgpack_at(&u.root, 2, &o) ||
          sl_msgpack_copy_str(o, path, sizeof path) || sl_msgpack_at_uint64(&u.root, 5, &rmin) ||
-         sl_msgpack_at_uint64(&u.root, 6, &rmax)))
+         sl_msgpack_at_uint64(&u.root, 6, &rmax) || sl_msgpack_at_uint64(&u.root, 7, &wms) ||
+         rmin > UINT32_MAX || rmax > UINT32_MAX || wms > UINT32_MAX))
         rc = SL_ERR_INVAL;
     bool has_token = false;
     if (rc == SL_OK && sl_msgpack_at(&u.root, 3, &o) == SL_OK && o->type != MSGPACK_OBJECT_NIL) {
@@ -340,6 +341,7 @@ int sl__js_node_connect(sl_web_node *n, const uint8_t *cfg, size_t len)
         c.cert_sha256 = hash;
         c.reconnect_min_ms = (uint32_t)rmin;
         c.reconnect_max_ms = (uint32_t)rmax;
+        c.welcome_timeout_ms = (uint32_t)wms;
         c.on_peer = js_peer;
         rc = sl_web_node_connect(n, &c);
     }

@@ -348,6 +348,8 @@ int sl_web_node_connect(sl_web_node *n, const sl_web_connect *o)
         ks.backoff_min_ms = o->reconnect_min_ms;
     if (o->reconnect_max_ms)
         ks.backoff_max_ms = o->reconnect_max_ms;
+    if (o->welcome_timeout_ms)
+        ks.hello_timeout_ms = o->welcome_timeout_ms;
     int rc = sl__cluster_new(&ts, &ks, n->core, &n->mem, n->max_message, &n->cluster);
     if (rc)
         return rc;

@@ -256,6 +256,12 @@ export interface ConnectOptions extends CreateOptions {
   /** Reconnection backoff after a lost session (default 100 .. 5000 ms). */
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
+  /**
+   * An attempt whose session opened but got no welcome within this (default
+   * 5000 ms) fails with SL_ERR_TIMEOUT "no welcome within ... ms: not a
+   * Starling gateway, or it is stuck", and is retried.
+   */
+  welcomeTimeoutMs?: number;
   onPeer?: (node: string, up: boolean) => void;
 }
 

@@ -1079,6 +1079,9 @@ export const Starling = Object.freeze({
       if (hash.length !== 32) throw new TypeError('certificateHash must be a SHA-256 (32 bytes, or 64 hex digits)');
     }
     const timeout = opts.connectTimeoutMs === undefined ? 10000 : opts.connectTimeoutMs;
+    // options checked before a node exists (a bad one leaves nothing behind)
+    const cfg = [url.hostname.replace(/^\[|\]$/g, ''), port, path, token === null ? null : token, hash,
+      u32opt(opts, 'reconnectMinMs'), u32opt(opts, 'reconnectMaxMs'), u32opt(opts, 'welcomeTimeoutMs')];
     const node = await Starling.create(Object.assign({}, opts, { _joining: true }));
     const host = node._host;
     let timer = null;
@@ -1086,8 +1089,6 @@ export const Starling = Object.freeze({
       node._welcome = { resolve, reject };
       timer = setTimeout(() => reject(joinError(node, url.host, timeout)), timeout);
     });
-    const cfg = [url.hostname.replace(/^\[|\]$/g, ''), port, path, token === null ? null : token, hash,
-      u32opt(opts, 'reconnectMinMs'), u32opt(opts, 'reconnectMaxMs')];
     const rc = host.withValue(cfg, (p, n) => host.M._sl__js_node_connect(node._ptr, p, n));
     if (rc) {
       clearTimeout(timer);
@@ -1112,7 +1113,7 @@ export const Starling = Object.freeze({
 function joinError(node, where, ms) {
   const f = node.connectFailure();
   if (!f) {
-    return new StarlingError('SL_ERR_TIMEOUT', `no welcome from the gateway ${where} within ${ms} ms (no attempt failed: no answer yet)`,
+    return new StarlingError('SL_ERR_TIMEOUT', `no welcome from the gateway ${where} within ${ms} ms (no attempt failed yet)`,
       node._host.errNo.get('SL_ERR_TIMEOUT'));
   }
   return new StarlingError('SL_ERR_NOCONN', `the gateway ${where} did not let this node join within ${ms} ms: ` +

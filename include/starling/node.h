@@ -47,6 +47,9 @@ typedef struct sl_node_settings {
     uint32_t lane_idle_ms;
     /* No log lines on stderr for refused peer input (counted all the same). */
     bool quiet;
+    /* A gateway closes a browser session that has not said hello this long
+     * after it opened (default 5000 ms; checked every 50 ms). */
+    uint32_t hello_timeout_ms;
 } sl_node_settings;
 
 SL_EXTERN void sl_node_settings_default(sl_node_settings *s);

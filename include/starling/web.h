@@ -100,6 +100,10 @@ typedef struct sl_web_connect {
      * The first `up` means the node has its id. May be NULL. */
     void (*on_peer)(sl_web_node *node, uint64_t peer, bool up, void *ud);
     void *ud;
+    /* An attempt whose session opened but got no welcome this long after
+     * (default 5000 ms; checked every 100 ms) is closed and fails with
+     * SL_ERR_TIMEOUT: the server is not a Starling gateway, or it is stuck. */
+    uint32_t welcome_timeout_ms;
 } sl_web_connect;
 
 /*

@@ -347,6 +347,15 @@ const idOf = (wp) => (Array.isArray(wp) ? BigInt(wp[1]) : null);
 async function hostile() {
   const echo = parseId(q.get('echo'));
   const secret = parseId(q.get('secret'));
+  // 0. A session that never says HELLO is closed at the gateway's hello
+  // deadline (cluster_test.mjs runs gateway_peer --hello-ms 1500); it runs
+  // while the rest goes on.
+  const silent = (async () => {
+    const t0 = performance.now();
+    const n = await rawSession();
+    const res = await Promise.race([n.wt.closed.then((i) => i, (e) => ({ error: String(e) })), sleep(8000).then(() => null)]);
+    return { res, ms: performance.now() - t0 };
+  })();
   // 1. A HELLO whose payload is not what the protocol says: the session is closed.
   {
     const s = await rawSession();
@@ -419,10 +428,27 @@ async function hostile() {
     check('two HELLOs on one session, the first proving a live id: that session is closed (0x17)', dw && dw.closeCode === 0x17, JSON.stringify(dw));
   }
   for (const x of [a, b, c]) x.s.wt.close({ closeCode: 0, reason: 'done' });
+  const si = await silent;
+  check('a session that says no HELLO is closed at the hello deadline (0x17 "starling: no hello within 1500 ms")',
+    si.res && si.res.closeCode === 0x17 && si.res.reason === 'starling: no hello within 1500 ms' && si.ms >= 1400, `${JSON.stringify(si.res)} after ${Math.round(si.ms)} ms`);
+}
+
+// A WebTransport server that is not a Starling gateway (tests/wt_echo_server:
+// it accepts the session and never welcomes): each attempt ends at the
+// welcome deadline, and connect() says so.
+async function notGateway() {
+  const url = `https://127.0.0.1:${q.get('wtport')}/starling`;
+  const err = await rejects(Starling.connect({ url, certificateHash: HASH, token: TOKEN, connectTimeoutMs: 3000, welcomeTimeoutMs: 600, reconnectMinMs: 100 }));
+  check('a WebTransport server that never welcomes: connect rejects SL_ERR_NOCONN, the attempts failed with SL_ERR_TIMEOUT "no welcome within 600 ms"',
+    err instanceof StarlingError && err.code === 'SL_ERR_NOCONN' && /attempts? failed, the last with SL_ERR_TIMEOUT "no welcome within 600 ms: not a Starling gateway, or it is stuck"/.test(err.message),
+    `${err && (err.code || err)}: ${err && err.message}`);
+  const bad = await rejects(Starling.connect({ url, certificateHash: HASH, token: TOKEN, welcomeTimeoutMs: -1 }));
+  check('welcomeTimeoutMs out of range: TypeError', bad instanceof TypeError, String(bad));
 }
 
 try {
   if (MODE === 'hostile') await hostile();
+  else if (MODE === 'notgateway') await notGateway();
   else if (MODE === 'refused') await refused(TOKEN, 'a page from an origin the gateway does not allow is refused');
   else await full();
 } catch (e) {

@@ -1,7 +1,7 @@
 // cluster_test.mjs: browser agents as cluster members, in Debian's Chromium.
 //
 //   node cluster_test.mjs --peer BUILD/tests/gateway_peer --dist BUILD_WASM
-//        --cert C --key K --hash HEX
+//        --cert C --key K --hash HEX [--wtecho BUILD/tests/wt_echo_server]
 //
 //  1. serves cluster_page.html/.mjs and the wasm build from two origins on
 //     127.0.0.1 (node:http): A is on the gateway's Origin allow-list, B not;
@@ -15,7 +15,11 @@
 //     `window.harness('far-stop')` stops the node behind the gateway;
 //  4. closes that page and checks that the native agent monitoring one of
 //     its agents got DOWN(noconnection);
-//  5. opens the page of origin B, whose connect must be refused.
+//  5. opens the page of origin B, whose connect must be refused;
+//  6. opens a page of hostile raw sessions (one says no HELLO: closed at
+//     gateway_peer's --hello-ms 1500 deadline);
+//  7. with --wtecho, a page that joins a WebTransport server which is no
+//     gateway (it never welcomes): connect must say so.
 // Exit 0 when every check passed.
 import http from 'node:http';
 import { spawn } from 'node:child_process';
@@ -64,7 +68,7 @@ let lines = [];
 let waiters = [];
 function startPeer(port) {
   const p = spawn(args.peer, ['--port', String(port), '--cert', args.cert, '--key', args.key, '--token', TOKEN,
-    '--origin', originA, '--far', '--timeout', '150'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    '--origin', originA, '--far', '--hello-ms', '1500', '--timeout', '150'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let buf = '';
   p.stdout.on('data', (d) => {
     buf += d;
@@ -135,12 +139,12 @@ try {
     throw new Error(`unknown harness command ${cmd}`);
   });
   const pageErrors = [];
-  async function run(origin, mode) {
+  async function run(origin, mode, more = {}) {
     const page = await ctx.newPage();
     page.on('console', (m) => {
       if (process.env.SL_VERBOSE || m.type() === 'error') console.log(`${origin} console.${m.type()}: ${m.text()}`);
     });
-    const qs = new URLSearchParams({ port: String(port), hash: args.hash, token: TOKEN, mode, secret: secret ? secret[1] : '', echo: echoId ? echoId[1] : '' });
+    const qs = new URLSearchParams({ port: String(port), hash: args.hash, token: TOKEN, mode, secret: secret ? secret[1] : '', echo: echoId ? echoId[1] : '', ...more });
     // An uncaught error is reported at the end; one before the results
     // (e.g. the page's module does not parse) ends the wait at once, with
     // its cause, instead of after the 90 s timeout.
@@ -175,6 +179,29 @@ try {
   await b.close();
   const h = await run(originA, 'hostile');
   await h.close();
+  if (args.wtecho) {
+    // not a gateway: tests/wt_echo_server accepts the session, never welcomes
+    const we = spawn(args.wtecho, ['--port', '0', '--cert', args.cert, '--key', args.key, '--token', TOKEN,
+      '--origin', originA, '--timeout', '60'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    const weReady = new Promise((resolve) => {
+      we.stdout.on('data', (d) => {
+        out += d;
+        const m = /^READY port=(\d+)/m.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      setTimeout(() => resolve(null), 10000);
+    });
+    const wport = await weReady;
+    check('wt_echo_server started', wport !== null, out);
+    if (wport) {
+      const n = await run(originA, 'notgateway', { wtport: String(wport) });
+      await n.close();
+      check('the server saw the browser close its sessions for want of a welcome (code 23)',
+        /CLOSED .*code=23 reason="starling: no welcome within 600 ms: not a Starling gateway, or it is stuck"/.test(out), out);
+    }
+    we.kill('SIGTERM');
+  }
   for (const e of pageErrors) check('no page error', false, e);
 } catch (e) {
   check('harness', false, e && e.stack ? e.stack : e);
