@@ -442,8 +442,15 @@ async function notGateway() {
   check('a WebTransport server that never welcomes: connect rejects SL_ERR_NOCONN, the attempts failed with SL_ERR_TIMEOUT "no welcome within 600 ms"',
     err instanceof StarlingError && err.code === 'SL_ERR_NOCONN' && /attempts? failed, the last with SL_ERR_TIMEOUT "no welcome within 600 ms: not a Starling gateway, or it is stuck"/.test(err.message),
     `${err && (err.code || err)}: ${err && err.message}`);
-  const bad = await rejects(Starling.connect({ url, certificateHash: HASH, token: TOKEN, welcomeTimeoutMs: -1 }));
-  check('welcomeTimeoutMs out of range: TypeError', bad instanceof TypeError, String(bad));
+  // a bad option is refused before a node exists: nothing is left behind
+  // (a node made first would reject its own join promise, unheard, later)
+  const unheard = [];
+  const onUnheard = (ev) => unheard.push(String(ev.reason && ev.reason.message ? ev.reason.message : ev.reason));
+  window.addEventListener('unhandledrejection', onUnheard);
+  const bad = await rejects(Starling.connect({ url, certificateHash: HASH, token: TOKEN, connectTimeoutMs: 50, welcomeTimeoutMs: -1 }));
+  await sleep(400);
+  window.removeEventListener('unhandledrejection', onUnheard);
+  check('welcomeTimeoutMs out of range: TypeError, and nothing left running', bad instanceof TypeError && unheard.length === 0, `${bad}; unhandled: ${JSON.stringify(unheard)}`);
 }
 
 try {
