@@ -125,6 +125,11 @@ mergeInto(LibraryManager.library, {
       st.timer = null;
     }
     if (ms >= 0) {
+      /* setTimeout takes at most 2^31-1 ms (~24.8 days); a longer delay
+         fires at once (browsers wrap it, Node.js makes it 1 ms), which for
+         a far deadline would run the node over and over. Fired early, the
+         node finds nothing due and arms the timer again for the rest. */
+      if (ms > 2147483647) ms = 2147483647;
       st.timer = setTimeout(function() {
         st.timer = null;
         if (slLoop.current(n, st)) _sl__web_on_timer(n);

@@ -247,7 +247,8 @@ export interface ConnectOptions extends CreateOptions {
   /** The session token (default: the URL's `token` parameter). */
   token?: string;
   /**
-   * Reject when no welcome came within this (default 10000 ms); attempts
+   * Reject when no welcome came within this (default 10000 ms; an integer
+   * 1 .. 2^31-1, setTimeout's range); attempts
    * that fail before are retried with the backoff below. The rejection is
    * SL_ERR_NOCONN with the last failure when attempts failed (see
    * connectFailure()), SL_ERR_TIMEOUT when none ended.

@@ -1079,6 +1079,7 @@ export const Starling = Object.freeze({
       if (hash.length !== 32) throw new TypeError('certificateHash must be a SHA-256 (32 bytes, or 64 hex digits)');
     }
     const timeout = opts.connectTimeoutMs === undefined ? 10000 : opts.connectTimeoutMs;
+    if (!Number.isInteger(timeout) || timeout < 1 || timeout > 2147483647) throw new TypeError('connectTimeoutMs must be an integer 1..2^31-1');
     // options checked before a node exists (a bad one leaves nothing behind)
     const cfg = [url.hostname.replace(/^\[|\]$/g, ''), port, path, token === null ? null : token, hash,
       u32opt(opts, 'reconnectMinMs'), u32opt(opts, 'reconnectMaxMs'), u32opt(opts, 'welcomeTimeoutMs')];

@@ -450,6 +450,8 @@ async function notGateway() {
   const bad = await rejects(Starling.connect({ url, certificateHash: HASH, token: TOKEN, connectTimeoutMs: 50, welcomeTimeoutMs: -1 }));
   await sleep(400);
   window.removeEventListener('unhandledrejection', onUnheard);
+  const big = await rejects(Starling.connect({ url, certificateHash: HASH, token: TOKEN, connectTimeoutMs: 2 ** 31 }));
+  check('connectTimeoutMs past setTimeout\'s range: TypeError (it would fire at once)', big instanceof TypeError, String(big));
   check('welcomeTimeoutMs out of range: TypeError, and nothing left running', bad instanceof TypeError && unheard.length === 0, `${bad}; unhandled: ${JSON.stringify(unheard)}`);
 }
 

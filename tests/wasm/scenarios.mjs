@@ -157,6 +157,30 @@ export async function actorScenarios(api, t) {
       await node.shutdown();
     },
 
+    async 'a deadline past setTimeout\'s range (~24.8 days) arms one timer, not a stream of them'() {
+      const node = await Starling.create({ onError });
+      const silent = node.spawn({ onMessage() {} });
+      const real = globalThis.setTimeout;
+      let armed = 0;
+      globalThis.setTimeout = function (f, ms, ...rest) {
+        armed++;
+        return real.call(this, f, ms, ...rest);
+      };
+      let err = null;
+      try {
+        const ac = new AbortController();
+        const p = node.ask(silent, 'x', { deadlineMs: 3e9, signal: ac.signal }); // ~35 days
+        await new Promise((r) => real(r, 200));
+        ac.abort();
+        err = await rejection(p);
+      } finally {
+        globalThis.setTimeout = real;
+      }
+      t.ok(err && err.name === 'AbortError', 'the far ask was pending until aborted', err && err.name);
+      t.ok(armed <= 2, 'the node armed its timer once, not again and again', `${armed} setTimeout calls in 200 ms`);
+      await node.shutdown();
+    },
+
     async 'monitor and DOWN'() {
       const node = await Starling.create({ onError });
       const downs = [];
