@@ -204,8 +204,9 @@ struct sl__cluster {
     bool has_proof;     /* a browser node: the gateway's proof that that id is ours */
     uint8_t proof[ID_PROOF];
     sl__map claims;     /* gateway: browser id -> the session that proved it (plink.claim) */
-    sl__map greeting;   /* (uintptr_t)link -> link: WebTransport sessions without their HELLO
-                           (gateway) or WELCOME (browser) yet, closed after hello_timeout_ms */
+    sl__map greeting;   /* (uintptr_t)link -> link: WebTransport sessions until the tick sees
+                           them greeted (welcomed, or a claim said HELLO); closed after
+                           hello_timeout_ms without */
     bool gateway;       /* WebTransport sessions are browser nodes we route for */
     sl__expose *expo;   /* gateway: what browser nodes may address; browser: what it was told */
     size_t nexpo, expo_cap;
@@ -1836,7 +1837,6 @@ static int welcome(sl__cluster *k, plink *l, uint64_t id, const uint8_t *known)
         return SL_ERR_NOMEM;
     l->node = id;
     l->welcomed = l->current = true;
-    sl__map_del(&k->greeting, (uintptr_t)l);
     sl_pack p;
     sl_pack_init(&p, &k->mem);
     msgpack_pack_array(&p.pk, proof ? 4 : 3);
@@ -1896,8 +1896,6 @@ static int on_hello(sl__cluster *k, plink *l, const msgpack_object *o)
             if (sl__map_put(&k->claims, id, l) != SL_OK)
                 return SL_ERR_NOMEM;
             l->claim = id;
-            /* it said hello: its welcome waits for the old session, not the deadline */
-            sl__map_del(&k->greeting, (uintptr_t)l);
             if (!k->set.quiet)
                 fprintf(stderr, "starling: browser node %016llx came back: its old session ends\n",
                         (unsigned long long)id);
@@ -1936,7 +1934,6 @@ static int on_welcome(sl__cluster *k, plink *l, const msgpack_object *o)
     k->node = you;
     l->node = gw;
     l->welcomed = l->current = true;
-    sl__map_del(&k->greeting, (uintptr_t)l);
     k->uplink = l;
     k->welcomed_once = true;
     k->has_proof = proof != NULL;
@@ -2497,6 +2494,11 @@ static void greeting_expire(sl__cluster *k, uint64_t now_ns)
         plink *l = k->greeting.slots[i].key ? k->greeting.slots[i].val : NULL;
         if (!l)
             continue;
+        if (l->welcomed || l->claim) { /* greeted (a claim's welcome waits for its old session) */
+            sl__map_del(&k->greeting, (uintptr_t)l);
+            i--; /* backward-shift deletion may have moved an entry into slot i */
+            continue;
+        }
         if (!l->born_ns) {
             l->born_ns = now_ns;
             continue;
